@@ -1,0 +1,208 @@
+"""The decision: from a check result, the signatures and the host's facts to an ordered plan.
+
+Everything here is a pure function of plain data. A real run applies the plan, ``--dry-run``
+prints it, and reports explain each action with the plan's reasons, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from .locks import LockVerdict
+from .signatures import Signature, SignatureMatch
+
+HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED = "healthy", "degraded", "unhealthy", "unexpected"
+
+#: Host outcomes, as shown in the recap and report.json.
+OUTCOMES = (
+    "healthy",
+    "healed",
+    "still-degraded",
+    "still-unhealthy",
+    "unexpected",
+    "degraded",  # dry-run only: what the check said, nothing was changed
+    "unhealthy",  # dry-run only
+    "busy",
+    "failed",
+    "interrupted",
+    "unreachable",
+    "host-key-rejected",
+)
+OK_OUTCOMES = frozenset({"healthy", "healed"})
+UNREACHABLE_OUTCOMES = frozenset({"unreachable", "host-key-rejected"})
+ONLY_CHOICES = ("locks", "restarts", "alerts")
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """What one health-check run said, reduced to what the decision needs."""
+
+    state: str
+    reason: str
+
+
+def check_state(exit_code: Optional[int], *, timed_out: bool = False, error: str = "") -> CheckState:
+    """Map the check's exit code to a state, as the seed does (0/1/2, anything else unexpected)."""
+    if error:
+        return CheckState(UNEXPECTED, error)
+    if timed_out:
+        return CheckState(UNEXPECTED, "the health check did not finish before its timeout")
+    if exit_code == 0:
+        return CheckState(HEALTHY, "exit code 0")
+    if exit_code == 1:
+        return CheckState(DEGRADED, "exit code 1")
+    if exit_code == 2:
+        return CheckState(UNHEALTHY, "exit code 2")
+    return CheckState(UNEXPECTED, f"unexpected exit code {exit_code}")
+
+
+@dataclass
+class PlannedAction:
+    """One step of a plan, with the reason an operator will read in the report."""
+
+    kind: str  # "remove_lock" | "restart" | "alert"
+    target: str
+    reason: str
+    detail: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    """What Guardian will do on one host, in order, and whether it re-checks afterwards."""
+
+    state: str
+    recover: bool
+    actions: List[PlannedAction]
+    settle_seconds: float
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def verify(self) -> bool:
+        return self.recover
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "state": self.state,
+            "recover": self.recover,
+            "verify": self.verify,
+            "settle_seconds": self.settle_seconds,
+            "actions": [a.to_dict() for a in self.actions],
+            "notes": list(self.notes),
+        }
+
+
+def decide(
+    state: CheckState,
+    matches: Sequence[SignatureMatch],
+    locks: Sequence[LockVerdict],
+    signatures: Sequence[Signature],
+    services: Sequence[str],
+    *,
+    settle_seconds: float,
+    force: bool = False,
+    only: Sequence[str] = (),
+) -> Plan:
+    """Decide what to do on one host.
+
+    The seed's order: clear stale locks (always, when recovering), then each matched
+    signature's actions in rules order (UW restart before the Alpaca alert and re-init), then
+    wait ``settle_seconds`` and re-run the check.
+
+    Args:
+        state: the first check's state.
+        matches: signature matches in the check output.
+        locks: every lock in the lock dir with its verdict.
+        signatures: the rules, in order.
+        services: logical service names this host defines.
+        settle_seconds: the stabilisation wait before verification.
+        force: recover whatever the check said (``invoke recover``): every signature's actions.
+        only: with ``force``, limit to these kinds of step (``locks``, ``restarts``, ``alerts``).
+    """
+    notes: List[str] = []
+    if not force and state.state == HEALTHY:
+        return Plan(state.state, False, [], settle_seconds, ["healthy: nothing to do"])
+    if not force and state.state == UNEXPECTED:
+        return Plan(
+            state.state,
+            False,
+            [],
+            settle_seconds,
+            [f"no recovery: {state.reason} (only exit codes 1 and 2 trigger recovery)"],
+        )
+    wanted = set(only) if only else set(ONLY_CHOICES)
+    actions: List[PlannedAction] = []
+    if "locks" in wanted:
+        for verdict in locks:
+            if verdict.stale:
+                actions.append(
+                    PlannedAction(
+                        "remove_lock",
+                        verdict.lock.name,
+                        f"stale lock: {verdict.reason}",
+                        {"path": verdict.lock.path, "content": verdict.lock.content[:512]},
+                    )
+                )
+            else:
+                notes.append(f"lock {verdict.lock.name} kept: {verdict.reason}")
+    by_signature: Dict[str, List[SignatureMatch]] = {}
+    for match in matches:
+        by_signature.setdefault(match.signature, []).append(match)
+    restarted: List[str] = []
+    for signature in signatures:
+        hits = by_signature.get(signature.name)
+        if not hits and not force:
+            continue
+        if hits:
+            first = hits[0]
+            line = first.line.strip()[:160]
+            why = f"{signature.name}: line {first.line_no} matched /{first.pattern}/: {line}"
+        else:
+            why = f"{signature.name}: forced recovery"
+        for rule_action in signature.actions:
+            kind = "restart" if rule_action.kind == "restart" else "alert"
+            if (kind == "restart" and "restarts" not in wanted) or (
+                kind == "alert" and "alerts" not in wanted
+            ):
+                continue
+            if kind == "restart":
+                if rule_action.target not in services:
+                    notes.append(
+                        f"{signature.name} asks to restart {rule_action.target!r}, which this "
+                        f"host does not define (services: {', '.join(services) or 'none'})"
+                    )
+                    continue
+                if rule_action.target in restarted:
+                    continue
+                restarted.append(rule_action.target)
+            actions.append(PlannedAction(kind, rule_action.target, why, {"signature": signature.name}))
+    if not matches and not force:
+        notes.append("no known failure signature matched; clearing stale locks and re-checking")
+    return Plan(state.state, True, actions, settle_seconds, notes)
+
+
+def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: bool) -> str:
+    """The host's outcome from the first check and (when recovery ran) the verification."""
+    if before.state == UNEXPECTED and after is None:
+        return "unexpected"
+    if dry_run or after is None:
+        return before.state
+    if after.state == HEALTHY:
+        return "healthy" if before.state == HEALTHY else "healed"
+    if after.state == DEGRADED:
+        return "still-degraded"
+    if after.state == UNHEALTHY:
+        return "still-unhealthy"
+    return "unexpected"
+
+
+def exit_code_for(outcomes: Sequence[str]) -> int:
+    """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok, else 0."""
+    if any(o in UNREACHABLE_OUTCOMES for o in outcomes):
+        return 4
+    if any(o not in OK_OUTCOMES for o in outcomes):
+        return 2
+    return 0

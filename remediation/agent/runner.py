@@ -1,0 +1,473 @@
+"""The per-host sequence, run on the host: lock, check, classify, plan, act, settle, verify,
+log, collect. The controller streams this program over one SSH session; cron runs it as is.
+
+Progress and results go to stdout as JSON lines (``--format json``) or as readable lines for a
+cron log (``--format text``). Nothing here talks to the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import platform
+import socket
+import stat
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import VERSION
+from .checkrun import CheckRun, run_check
+from .hostlock import HostBusy, HostLock
+from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
+from .managers import ManagerError, ServiceSpec, ServiceState, make_manager
+from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome
+from .signatures import RuleError, load_signatures
+
+Emit = Callable[[Dict[str, Any]], None]
+ALERT_GLOB_SUFFIX = ".txt"
+JOURNAL_DIR = "guardian-journal"
+
+
+def _now_iso(ts: Optional[float] = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+class HostLog:
+    """``logs/guardian.log`` in the seed's format: ``[YYYY-mm-dd HH:MM:SS] message``."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.lines: List[str] = []
+
+    def write(self, message: str) -> None:
+        line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}"
+        self.lines.append(line)
+        if self.path is None:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
+        finally:
+            os.close(fd)
+
+
+class Runner:
+    """One Guardian run on this host, driven by a validated config (plain data)."""
+
+    def __init__(self, config: Dict[str, Any], emit: Emit) -> None:
+        self.config = config
+        self.emit = emit
+        self.dry_run = bool(config.get("dry_run", False))
+        self.app_dir = os.path.abspath(os.path.expanduser(str(config.get("app_dir", "~/stock-bot"))))
+        self.logs_dir = os.path.join(self.app_dir, "logs")
+        self.lock_dir = os.path.join(self.app_dir, str(config.get("lock_dir", "state")))
+        check = str(config.get("check", "pre_market_health_check.py"))
+        self.check_path = check if os.path.isabs(check) else os.path.join(self.app_dir, check)
+        self.check_stem = os.path.splitext(os.path.basename(check))[0]
+        self.signatures = load_signatures(config.get("signatures", []))
+        self.manager = make_manager(
+            str(config.get("manager", "supervisor")), config.get("manager_options", {})
+        )
+        self.services = {
+            name: ServiceSpec(
+                service=name,
+                name=str(spec.get("name", name)),
+                program=str(spec.get("program", "")),
+                pidfile=os.path.join(self.app_dir, str(spec.get("pidfile", ""))),
+            )
+            for name, spec in dict(config.get("services", {})).items()
+        }
+        self.log = HostLog(None)
+        self.started = time.time()
+        self.run_id = str(config.get("run_id", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+        self.record: Dict[str, Any] = {}
+        self.created_files: List[str] = []
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def phase(self, name: str) -> None:
+        self.emit({"event": "phase", "phase": name})
+
+    def run(self) -> Dict[str, Any]:
+        record: Dict[str, Any] = self.record
+        record.update(
+            {
+                "host": self.config.get("host", socket.gethostname()),
+                "hostname": socket.gethostname(),
+                "run_id": self.run_id,
+                "runner": self.config.get("runner", "laptop"),
+                "version": VERSION,
+                "dry_run": self.dry_run,
+                "started_at": _now_iso(self.started),
+                "app_dir": self.app_dir,
+                "manager": self.manager.kind,
+                "actions": [],
+                "files": [],
+            }
+        )
+        self.emit({"event": "start", **{k: record[k] for k in ("hostname", "version", "dry_run")}})
+        if not os.path.isdir(self.app_dir):
+            return self.finish("unexpected", f"app dir {self.app_dir} does not exist")
+        if not self.dry_run:
+            os.makedirs(self.logs_dir, mode=0o750, exist_ok=True)
+            os.makedirs(self.lock_dir, mode=0o750, exist_ok=True)
+            self.log = HostLog(self._safe_log_path("guardian.log"))
+        holder = {
+            "runner": record["runner"],
+            "pid": os.getpid(),
+            "run_id": self.run_id,
+            "since": self.started,
+            "since_iso": _now_iso(self.started),
+        }
+        self.phase("lock")
+        try:
+            with HostLock(
+                self.lock_dir,
+                holder=holder,
+                wait=float(self.config.get("lock_wait", 0)),
+                dry_run=self.dry_run,
+            ):
+                return self._locked_sequence()
+        except HostBusy as busy:
+            record["busy_holder"] = busy.holder
+            return self.finish("busy", str(busy))
+
+    def _locked_sequence(self) -> Dict[str, Any]:
+        record = self.record
+        self.log.write(
+            f"Guardian {VERSION} run {self.run_id} ({record['runner']}) starting: "
+            f"{os.path.basename(self.check_path)}"
+        )
+        self.phase("check")
+        first = self._check(self._safe_log_path(f"guardian_{self.check_stem}_output.log"))
+        before = check_state(first.exit_code, timed_out=first.timed_out, error=first.error)
+        record["before"] = {**first.to_dict(), "state": before.state, "reason": before.reason}
+        self.emit({"event": "check", "which": "before", **record["before"]})
+        self.log.write(f"{os.path.basename(self.check_path)} exit code {first.exit_code} -> {before.state}")
+        if first.timed_out or first.error:
+            self.log.write(f"ERROR: {before.reason}")
+        verdicts = self._lock_verdicts()
+        record["locks"] = [
+            {"name": v.lock.name, "stale": v.stale, "reason": v.reason, "pid": v.lock.pid} for v in verdicts
+        ]
+        plan = decide(
+            before,
+            first.matches,
+            verdicts,
+            self.signatures,
+            sorted(self.services),
+            settle_seconds=float(self.config.get("settle_seconds", 5)),
+            force=bool(self.config.get("force", False)),
+            only=list(self.config.get("only", [])),
+        )
+        record["plan"] = plan.to_dict()
+        self.emit({"event": "plan", **record["plan"]})
+        after: Optional[CheckState] = None
+        if plan.recover and not self.dry_run:
+            after = self._recover(plan, verdicts)
+        elif plan.recover:
+            for action in plan.actions:
+                self.emit(
+                    {
+                        "event": "action",
+                        "kind": action.kind,
+                        "target": action.target,
+                        "result": "planned",
+                        "reason": action.reason,
+                    }
+                )
+        outcome = final_outcome(before, after, dry_run=self.dry_run)
+        return self.finish(outcome, plan.notes[0] if plan.notes and not plan.actions else "")
+
+    def _check(self, log_path: Optional[str]) -> CheckRun:
+        python = str(self.config.get("python") or sys.executable or "python3")
+        argv = [python, self.check_path, *[str(a) for a in self.config.get("check_args", [])]]
+        return run_check(
+            argv,
+            cwd=self.app_dir,
+            timeout=float(self.config.get("check_timeout", 60)),
+            signatures=self.signatures,
+            log_path=None if self.dry_run else log_path,
+        )
+
+    def _lock_verdicts(self) -> List[LockVerdict]:
+        try:
+            locks = probe_locks(self.lock_dir)
+        except LockDirError as exc:
+            self.record.setdefault("warnings", []).append(f"locks not inspected: {exc}")
+            return []
+        max_age = float(self.config.get("lock_max_age", 3600))
+        return [judge(lock, now=time.time(), max_age=max_age) for lock in locks]
+
+    def _recover(self, plan: Plan, verdicts: Sequence[LockVerdict]) -> CheckState:
+        self.log.write(f"Recovery triggered ({plan.state}): {len(plan.actions)} action(s)")
+        self.phase("recover")
+        by_name = {v.lock.name: v for v in verdicts}
+        restarted: Dict[str, Optional[int]] = {}
+        for action in plan.actions:
+            started = time.monotonic()
+            result: Dict[str, Any] = {"kind": action.kind, "target": action.target, "reason": action.reason}
+            try:
+                if action.kind == "remove_lock":
+                    verdict = by_name[action.target]
+                    outcome = remove_lock(self.lock_dir, verdict.lock)
+                    result.update(
+                        result="ok" if outcome == "removed" else "skipped",
+                        detail=outcome,
+                        content=verdict.lock.content[:512],
+                    )
+                    self.log.write(f"Cleared stale lock {action.target}: {outcome} ({action.reason})")
+                elif action.kind == "restart":
+                    new_pid, detail = self._restart(action)
+                    restarted[action.target] = new_pid
+                    result.update(result="ok", detail=detail, new_pid=new_pid)
+                elif action.kind == "alert":
+                    path = self._write_alert(action)
+                    result.update(
+                        result="ok", detail=f"wrote {os.path.basename(path)}", file=os.path.basename(path)
+                    )
+                else:
+                    result.update(result="skipped", detail=f"unknown action kind {action.kind}")
+            except (ManagerError, OSError) as exc:
+                result.update(result="failed", detail=str(exc))
+                self.log.write(f"ERROR: {action.kind} {action.target} failed: {exc}")
+            result["duration"] = round(time.monotonic() - started, 3)
+            self.record["actions"].append(result)
+            self.emit({"event": "action", **result})
+        settle = plan.settle_seconds
+        self.phase("settle")
+        self.log.write(f"Waiting {settle:g}s for stabilization")
+        time.sleep(max(0.0, settle))
+        for service, new_pid in restarted.items():
+            self._confirm(service, new_pid)
+        self.phase("verify")
+        self.log.write("Re-verifying")
+        retry = self._check(self._safe_log_path(f"guardian_retry_{self.check_stem}.log"))
+        after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
+        self.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason}
+        self.emit({"event": "check", "which": "after", **self.record["after"]})
+        self.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
+        return after
+
+    def _restart(self, action: PlannedAction) -> tuple[Optional[int], str]:
+        spec = self.services[action.target]
+        before = self._status(spec)
+        answer = self.manager.restart(spec)
+        self.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
+        deadline = time.monotonic() + float(self.config.get("restart_timeout", 15))
+        state = before
+        while time.monotonic() < deadline:
+            state = self._status(spec)
+            if state.running and state.pid is not None and state.pid != before.pid:
+                return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
+            time.sleep(0.2)
+        raise ManagerError(
+            f"{action.target} did not come back with a new pid within the restart timeout "
+            f"(before: {before.state} pid {before.pid}; now: {state.state} pid {state.pid})"
+        )
+
+    def _status(self, spec: ServiceSpec) -> ServiceState:
+        try:
+            return self.manager.status(spec)
+        except ManagerError as exc:
+            return ServiceState(False, None, "unknown", str(exc))
+
+    def _confirm(self, service: str, new_pid: Optional[int]) -> None:
+        state = self._status(self.services[service])
+        ok = state.running and state.pid == new_pid
+        for action in self.record["actions"]:
+            if action["kind"] == "restart" and action["target"] == service:
+                action["confirmed"] = ok
+                action["state_after_settle"] = state.to_dict()
+                if not ok and action["result"] == "ok":
+                    action["result"] = "failed"
+                    action["detail"] += f"; did not stay up (now {state.state} pid {state.pid})"
+        self.emit({"event": "confirm", "service": service, "confirmed": ok, "pid": state.pid})
+        self.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed'} (pid {state.pid})")
+
+    def _write_alert(self, action: PlannedAction) -> str:
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        base = f"{action.target}_alert_{stamp}"
+        text = (
+            f"CRITICAL ALERT: {action.target}\n"
+            f"Host: {self.record['host']} ({socket.gethostname()})\n"
+            f"Time: {_now_iso()}\n"
+            f"Run: {self.run_id} ({self.record['runner']})\n"
+            f"Reason: {action.reason}\n"
+        )
+        for n in range(100):
+            name = f"{base}.txt" if n == 0 else f"{base}_{n}.txt"
+            path = os.path.join(self.logs_dir, name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            self.log.write(f"CRITICAL: wrote alert {name}")
+            self.created_files.append(name)
+            return path
+        raise OSError(f"could not create a unique alert file for {base}")
+
+    def _safe_log_path(self, name: str) -> Optional[str]:
+        return None if self.dry_run else os.path.join(self.logs_dir, name)
+
+    # -- end --------------------------------------------------------------------------------
+
+    def finish(self, outcome: str, reason: str) -> Dict[str, Any]:
+        record = self.record
+        record.update(
+            outcome=outcome,
+            reason=reason,
+            finished_at=_now_iso(),
+            duration=round(time.time() - self.started, 3),
+        )
+        self.log.write(f"Run {self.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
+        if not self.dry_run and os.path.isdir(self.app_dir):
+            self._write_journal()
+        self.emit({"event": "result", **{k: v for k, v in record.items() if k != "files"}})
+        if not self.dry_run and bool(self.config.get("collect", True)) and os.path.isdir(self.logs_dir):
+            self.phase("collect")
+            for item in collect_files(
+                self.logs_dir,
+                self._collect_names(),
+                max_bytes=int(self.config.get("collect_max_bytes", 1 << 20)),
+            ):
+                self.emit({"event": "file", **item})
+        return record
+
+    def _collect_names(self) -> List[str]:
+        names = [
+            "guardian.log",
+            f"guardian_{self.check_stem}_output.log",
+            f"guardian_retry_{self.check_stem}.log",
+        ]
+        alerts = []
+        try:
+            for entry in os.scandir(self.logs_dir):
+                if "_alert_" in entry.name and entry.name.endswith(ALERT_GLOB_SUFFIX):
+                    alerts.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+        except OSError:
+            pass
+        keep = int(self.config.get("alert_keep", 20))
+        names += [n for _, n in sorted(alerts, reverse=True)[:keep]]
+        return names
+
+    def _write_journal(self) -> None:
+        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
+        try:
+            os.makedirs(journal_dir, mode=0o700, exist_ok=True)
+            path = os.path.join(journal_dir, f"{self.run_id}.json")
+            tmp = path + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({k: v for k, v in self.record.items() if k != "files"}, fh, sort_keys=True)
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.record.setdefault("warnings", []).append(f"journal not written: {exc}")
+
+
+def collect_files(directory: str, names: Sequence[str], *, max_bytes: int) -> List[Dict[str, Any]]:
+    """Read the tail of each regular file ``directory/name`` (never following symlinks)."""
+    items = []
+    for name in names:
+        if "/" in name or name in ("", ".", ".."):
+            continue
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            start = max(0, st.st_size - max_bytes)
+            data = os.pread(fd, max_bytes, start)
+        finally:
+            os.close(fd)
+        items.append(
+            {
+                "name": name,
+                "size": st.st_size,
+                "mtime": st.st_mtime,
+                "truncated": start > 0,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "data_b64": base64.b64encode(data).decode("ascii"),
+            }
+        )
+    return items
+
+
+def json_emitter(stream: Any) -> Emit:
+    def emit(event: Dict[str, Any]) -> None:
+        event.setdefault("t", round(time.time(), 3))
+        stream.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        stream.flush()
+
+    return emit
+
+
+def text_emitter(stream: Any) -> Emit:
+    """Readable lines for a cron log; file contents are summarised, not printed."""
+
+    def emit(event: Dict[str, Any]) -> None:
+        kind = event.get("event")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if kind == "check":
+            line = f"check ({event['which']}): exit {event['exit_code']} -> {event['state']}"
+        elif kind == "action":
+            detail = event.get("detail", event.get("reason", ""))
+            line = f"{event['kind']} {event['target']}: {event['result']} - {detail}"
+        elif kind == "result":
+            line = f"outcome: {event['outcome']} {event.get('reason', '')}".rstrip()
+        elif kind == "plan":
+            line = f"plan: {len(event['actions'])} action(s); " + "; ".join(event["notes"])
+        else:
+            return
+        stream.write(f"[{stamp}] {line}\n")
+        stream.flush()
+
+    return emit
+
+
+def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] = None) -> int:
+    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config."""
+    parser = argparse.ArgumentParser(prog="guardian-runner", description=__doc__)
+    parser.add_argument("--config", help="JSON config written by `invoke deploy`")
+    parser.add_argument("--format", choices=("json", "text"), default="json")
+    parser.add_argument("--runner", help="who runs this: laptop or cron")
+    parser.add_argument("--version", action="version", version=f"guardian-runner {VERSION}")
+    args = parser.parse_args(argv)
+    if config is None:
+        if not args.config:
+            parser.error("--config is required")
+        try:
+            with open(args.config, encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, ValueError) as exc:
+            print(f"guardian-runner: cannot read config {args.config}: {exc}", file=sys.stderr)
+            return 3
+    assert config is not None
+    if args.runner:
+        config = {**config, "runner": args.runner}
+    if "run_id" not in config or args.config:
+        config = {
+            **config,
+            "run_id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{config.get('runner', 'cron')}",
+        }
+    emit = json_emitter(sys.stdout) if args.format == "json" else text_emitter(sys.stdout)
+    try:
+        runner = Runner(config, emit)
+    except (RuleError, ManagerError, ValueError) as exc:
+        emit({"event": "result", "outcome": "failed", "reason": f"bad runner config: {exc}"})
+        return 3
+    record = runner.run()
+    return 0 if record["outcome"] in ("healthy", "healed") else 2
+
+
+def describe_platform() -> str:
+    return f"python {platform.python_version()} on {platform.system()}"
