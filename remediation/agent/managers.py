@@ -84,6 +84,11 @@ def parse_supervisor_status(output: str, name: str) -> ServiceState:
     raise ManagerError(f"supervisorctl gave no status for {name!r}: {output.strip()[:200]!r}")
 
 
+def supervisor_restart_started(output: str, name: str) -> bool:
+    """Whether ``supervisorctl restart NAME`` output says the program was started."""
+    return any(line.strip() == f"{name}: started" for line in output.splitlines())
+
+
 def parse_systemctl_show(output: str) -> ServiceState:
     """Parse ``systemctl show UNIT --property=MainPID,ActiveState,SubState,LoadState``."""
     props: Dict[str, str] = {}
@@ -165,7 +170,9 @@ class SupervisorManager(Manager):
 
     def restart(self, spec: ServiceSpec) -> str:
         code, out = run_command([*self._base(), "restart", spec.name])
-        if code != 0 or "ERROR" in out:
+        # Restarting a stopped program prints "ERROR (not running)" for the stop half and
+        # still starts it; success is the "NAME: started" line.
+        if code != 0 or not supervisor_restart_started(out, spec.name):
             raise ManagerError(f"supervisorctl restart {spec.name} failed (exit {code}): {out.strip()}")
         return out.strip()
 

@@ -1,0 +1,291 @@
+"""One host's run from the controller: connect, stream the on-host runner over one session,
+turn its events into a HostReport, and store the files it sends back.
+
+The whole per-host sequence runs on the host in one program (see ``remediation.agent.runner``),
+so a host costs one SSH connection and one session however many steps it takes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from invoke.exceptions import CommandTimedOut
+
+from .bundle import build_runner
+from .errors import ConnectError, GuardianError, HostKeyError, ReportError
+from .inventory import HostSpec, Inventory
+from .report import CollectedFile, HostReport, ReportStore
+from .transport import ConnectOptions, Session, close_session, open_session
+
+Progress = Callable[[str, str], None]
+_RUNNER_KEYS = (
+    "app_dir",
+    "python",
+    "manager",
+    "manager_options",
+    "services",
+    "check",
+    "check_args",
+    "check_timeout",
+    "settle_seconds",
+    "lock_dir",
+    "lock_max_age",
+    "lock_wait",
+    "restart_timeout",
+    "collect_max_bytes",
+    "alert_keep",
+)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What to do on every host of a run."""
+
+    run_id: str
+    command: str = "premarket"
+    dry_run: bool = False
+    force: bool = False
+    only: tuple[str, ...] = ()
+    signatures: Sequence[dict[str, Any]] = field(default_factory=list)
+    check: str | None = None  # overrides the host's check script (--check)
+
+
+def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
+    """The on-host runner's config for ``host``: plain JSON data, built from validated settings."""
+    config: dict[str, Any] = {key: host.get(key) for key in _RUNNER_KEYS}
+    if job.check:
+        config["check"] = job.check
+    config.update(
+        host=host.name,
+        run_id=job.run_id,
+        runner="laptop",
+        dry_run=job.dry_run,
+        force=job.force,
+        only=list(job.only),
+        signatures=list(job.signatures),
+    )
+    return config
+
+
+def runner_command(host: HostSpec, job: JobOptions) -> str:
+    """The one command a host runs: its python with the runner script, every part quoted."""
+    return shlex.join([str(host.get("python")), "-c", build_runner(runner_config(host, job))])
+
+
+class EventSink(io.TextIOBase):
+    """A write-only text stream that splits the runner's stdout into JSON events."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.on_event = on_event
+        self.buffer_text = ""
+        self.noise: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.buffer_text += text
+        *lines, self.buffer_text = self.buffer_text.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if isinstance(event, dict) and "event" in event:
+            self.on_event(event)
+        elif len(self.noise) < 50:
+            self.noise.append(line[:300])
+
+    def flush(self) -> None:
+        pass
+
+
+class TailSink(io.TextIOBase):
+    """Keeps the last few KB written to it (the runner's stderr)."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self.limit = limit
+        self.text = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text = (self.text + text)[-self.limit :]
+        return len(text)
+
+
+class HostRun:
+    """Runs the job on one host and builds its report."""
+
+    def __init__(
+        self,
+        host: HostSpec,
+        inventory: Inventory | None,
+        job: JobOptions,
+        connect: ConnectOptions,
+        store: ReportStore,
+        progress: Progress,
+    ) -> None:
+        self.host = host
+        self.inventory = inventory
+        self.job = job
+        self.connect = connect
+        self.store = store
+        self.progress = progress
+        self.report = HostReport(
+            host=host.name,
+            address="local" if host.is_local else host.address,
+            transport="local" if host.is_local else "ssh",
+        )
+        self.session: Session | None = None
+        self.got_result = False
+        self.lock = threading.Lock()
+
+    def phase(self, name: str) -> None:
+        self.report.phases.append({"phase": name, "t": round(time.time(), 3)})
+        self.progress(self.host.name, name)
+
+    def run(self) -> HostReport:
+        started = time.monotonic()
+        self.report.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        deadline = started + float(self.host.get("host_deadline"))
+        try:
+            self._run(deadline)
+        except HostKeyError as exc:
+            self._set("host-key-rejected", str(exc))
+        except ConnectError as exc:
+            self._set("unreachable", str(exc))
+        except CommandTimedOut:
+            self._set(
+                "failed",
+                f"host deadline of {self.host.get('host_deadline'):g}s exceeded; "
+                "the run on the host was cut off",
+            )
+        except GuardianError as exc:
+            self._set("failed", str(exc))
+        except Exception as exc:
+            self._set("failed", f"unexpected controller error: {type(exc).__name__}: {exc}")
+        finally:
+            if self.session is not None:
+                close_session(self.session)
+            self.report.duration = round(time.monotonic() - started, 3)
+            self.progress(self.host.name, f"done: {self.report.outcome}")
+        return self.report
+
+    def interrupt(self) -> None:
+        """Cut the host's session (Ctrl-C); the runner on the host stops and drops its lock."""
+        with self.lock:
+            if self.session is not None:
+                close_session(self.session)
+
+    def _set(self, outcome: str, reason: str) -> None:
+        if not self.got_result or outcome in ("failed", "interrupted"):
+            self.report.outcome = outcome
+            self.report.reason = reason
+
+    def _run(self, deadline: float) -> None:
+        self.phase("connect")
+        session = open_session(self.host, self.inventory, self.connect)
+        with self.lock:
+            self.session = session
+        self.phase("run")
+        sink = EventSink(self._on_event)
+        errors = TailSink()
+        remaining = max(1.0, deadline - time.monotonic())
+        result = session.run(
+            runner_command(self.host, self.job),
+            hide=False,
+            warn=True,
+            pty=False,
+            echo=False,
+            in_stream=False,
+            out_stream=sink,
+            err_stream=errors,
+            timeout=remaining,
+        )
+        sink.write("\n")
+        if not self.got_result:
+            detail = (errors.text.strip() or "\n".join(sink.noise)).splitlines()[-5:]
+            exit_code = getattr(result, "exited", None)
+            if exit_code in (None, -1) and not self.host.is_local:
+                raise ConnectError(
+                    "connection lost while the runner was running; no result came back"
+                    + (f": {' | '.join(detail)}" if detail else "")
+                )
+            raise GuardianError(
+                f"the on-host runner ended (exit {exit_code}) without a result"
+                + (f": {' | '.join(detail)}" if detail else "")
+                + f". Is {self.host.get('python')} (>= 3.9) installed on the host?"
+            )
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        report = self.report
+        if kind == "phase":
+            self.phase(str(event.get("phase")))
+        elif kind == "start":
+            report.remote_version = str(event.get("version", ""))
+        elif kind == "check":
+            data = {k: v for k, v in event.items() if k not in ("event", "which", "t")}
+            if event.get("which") == "after":
+                report.after = data
+            else:
+                report.before = data
+        elif kind == "plan":
+            report.plan = {k: v for k, v in event.items() if k not in ("event", "t")}
+        elif kind == "result":
+            self.got_result = True
+            report.outcome = str(event.get("outcome", "failed"))
+            report.reason = str(event.get("reason", ""))
+            report.actions = list(event.get("actions", []))
+            report.locks = list(event.get("locks", []))
+            report.busy_holder = event.get("busy_holder")
+            report.runner = str(event.get("runner", "laptop"))
+            report.warnings += [str(w) for w in event.get("warnings", [])]
+            if report.before is None and event.get("before"):
+                report.before = event["before"]
+        elif kind == "file":
+            self._store_file(event)
+
+    def _store_file(self, event: dict[str, Any]) -> None:
+        name = str(event.get("name", ""))
+        try:
+            data = base64.b64decode(str(event.get("data_b64", "")), validate=True)
+        except ValueError:
+            self.report.warnings.append(f"file {name!r}: corrupt data, not stored")
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != event.get("sha256"):
+            self.report.warnings.append(f"file {name!r}: checksum mismatch, not stored")
+            return
+        try:
+            rel = self.store.save_file(self.job.run_id, self.host.name, name, data)
+        except ReportError as exc:
+            self.report.warnings.append(str(exc))
+            return
+        self.report.files.append(
+            CollectedFile(
+                name=name,
+                path=rel,
+                size=int(event.get("size", len(data))),
+                collected_bytes=len(data),
+                sha256=digest,
+                truncated=bool(event.get("truncated", False)),
+            )
+        )

@@ -1,0 +1,265 @@
+"""The inventory: YAML files of groups and hosts, resolved into one typed HostSpec per host.
+
+Format (``inventory/*.yml``)::
+
+    vars:                      # defaults for every host in this file
+      user: root
+      app_dir: ~/stock-bot
+    groups:
+      prod:
+        protected: true        # asks for confirmation before fleet-wide recovery
+        vars: {manager: supervisor}
+        children: [prod-east]  # hosts of child groups belong to this group too
+        hosts:
+          h01: {address: 203.0.113.10}
+          h02: {address: 203.0.113.11, manager: signal}
+
+A host may appear in several groups; its settings layer defaults < file vars < group vars (in
+the order groups are listed, parents before children) < host entries < command-line overrides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import HostSelectionError, InventoryError
+from .settings import DEFAULTS, SettingError, merge_settings, validate_setting
+from .yamlfile import KeyPath, LocatedYaml, load_located
+
+LOCAL_HOST = "local"
+_FILE_KEYS = {"vars", "groups"}
+_GROUP_KEYS = {"vars", "hosts", "children", "protected"}
+_HOST_ONLY_KEYS = {"address"}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host with its effective settings and where it was defined."""
+
+    name: str
+    settings: Mapping[str, Any]
+    groups: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def address(self) -> str:
+        return str(self.settings.get("address") or self.name)
+
+    @property
+    def is_local(self) -> bool:
+        return self.settings.get("transport") == "local"
+
+    def get(self, key: str) -> Any:
+        return self.settings.get(key, DEFAULTS.get(key))
+
+
+@dataclass
+class Inventory:
+    """All hosts and groups from one or more inventory files."""
+
+    hosts: dict[str, HostSpec] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    protected_groups: set[str] = field(default_factory=set)
+    files: list[str] = field(default_factory=list)
+
+    def select(self, pattern: str) -> list[HostSpec]:
+        """Hosts matching ``pattern``; see :func:`select_names`."""
+        return [self.hosts[name] for name in select_names(self, pattern)]
+
+    def is_protected(self, host: HostSpec) -> bool:
+        return bool(host.settings.get("protected")) or any(g in self.protected_groups for g in host.groups)
+
+
+def inventory_files(path: Path) -> list[Path]:
+    """``path`` itself, or every ``*.yml``/``*.yaml`` file in it, sorted."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    if not path.exists():
+        raise InventoryError("inventory file or directory does not exist", path=str(path))
+    return [path]
+
+
+def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None = None) -> Inventory:
+    """Load and validate inventory files; raises InventoryError naming file, line and key."""
+    inventory = Inventory()
+    layers: dict[str, list[tuple[LocatedYaml, KeyPath, dict[str, Any]]]] = {}
+    host_order: list[str] = []
+    host_groups: dict[str, list[str]] = {}
+    for path in [p for given in paths for p in inventory_files(given)]:
+        doc = load_located(path)
+        inventory.files.append(str(path))
+        _load_file(doc, inventory, layers, host_order, host_groups)
+    overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        try:
+            overrides[key] = validate_setting(key, value)
+        except SettingError as exc:
+            raise InventoryError(str(exc), key=f"--{key.replace('_', '-')}") from None
+    for name in host_order:
+        settings: dict[str, Any] = dict(DEFAULTS)
+        source = ""
+        for doc, _key_path, values in layers[name]:
+            settings = merge_settings(settings, values)
+            source = str(doc.path)
+        settings = merge_settings(settings, overrides)
+        inventory.hosts[name] = HostSpec(name, settings, tuple(host_groups.get(name, [])), source)
+    if LOCAL_HOST not in inventory.hosts:
+        settings = merge_settings(merge_settings(DEFAULTS, {"transport": "local"}), overrides)
+        inventory.hosts[LOCAL_HOST] = HostSpec(LOCAL_HOST, settings, (), "built-in")
+    return inventory
+
+
+def _load_file(
+    doc: LocatedYaml,
+    inventory: Inventory,
+    layers: dict[str, list[tuple[LocatedYaml, KeyPath, dict[str, Any]]]],
+    host_order: list[str],
+    host_groups: dict[str, list[str]],
+) -> None:
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise doc.error((), "an inventory file must be a mapping with 'vars' and 'groups'")
+    for key in data:
+        if key not in _FILE_KEYS:
+            raise doc.error((key,), f"unknown top-level key; expected {' or '.join(sorted(_FILE_KEYS))}")
+    file_vars = _settings(doc, ("vars",), data.get("vars"), host_entry=False)
+    groups = _mapping(doc, ("groups",), data.get("groups"))
+    children_of: dict[str, list[str]] = {}
+    group_vars: dict[str, dict[str, Any]] = {}
+    for group, body in groups.items():
+        _check_name(doc, ("groups", group), group)
+        body = _mapping(doc, ("groups", group), body)
+        for key in body:
+            if key not in _GROUP_KEYS:
+                raise doc.error(
+                    ("groups", group, key),
+                    f"unknown group key; expected one of {', '.join(sorted(_GROUP_KEYS))}",
+                )
+        if body.get("protected", False):
+            if not isinstance(body["protected"], bool):
+                raise doc.error(("groups", group, "protected"), "expected true or false")
+            inventory.protected_groups.add(group)
+        group_vars[group] = _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
+        children = body.get("children") or []
+        if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+            raise doc.error(("groups", group, "children"), "expected a list of group names")
+        children_of[group] = children
+        members = inventory.groups.setdefault(group, [])
+        hosts = _mapping(doc, ("groups", group, "hosts"), body.get("hosts"))
+        for host, host_vars in hosts.items():
+            _check_name(doc, ("groups", group, "hosts", host), host)
+            host_vars = _settings(doc, ("groups", group, "hosts", host), host_vars, host_entry=True)
+            if host not in layers:
+                layers[host] = [(doc, ("vars",), dict(file_vars))]
+                host_order.append(host)
+            layers[host].append((doc, ("groups", group, "vars"), dict(group_vars[group])))
+            layers[host].append((doc, ("groups", group, "hosts", host), dict(host_vars)))
+            host_groups.setdefault(host, []).append(group)
+            if host not in members:
+                members.append(host)
+    for group, children in children_of.items():
+        for index, child in enumerate(children):
+            if child not in groups:
+                raise doc.error(("groups", group, "children", index), f"unknown child group {child!r}")
+        for host in _expand(group, children_of, inventory.groups, ()):
+            if host not in inventory.groups[group]:
+                inventory.groups[group].append(host)
+                host_groups.setdefault(host, []).append(group)
+                layers[host].insert(1, (doc, ("groups", group, "vars"), dict(group_vars[group])))
+
+
+def _expand(
+    group: str, children_of: Mapping[str, list[str]], groups: Mapping[str, list[str]], seen: tuple[str, ...]
+) -> list[str]:
+    if group in seen:
+        raise InventoryError(f"group {group!r} is its own descendant: {' -> '.join((*seen, group))}")
+    hosts = list(groups.get(group, []))
+    for child in children_of.get(group, []):
+        hosts += [h for h in _expand(child, children_of, groups, (*seen, group)) if h not in hosts]
+    return hosts
+
+
+def _settings(doc: LocatedYaml, key_path: KeyPath, value: Any, *, host_entry: bool) -> dict[str, Any]:
+    """A mapping of settings, each validated where it is written (so errors name its line)."""
+    result: dict[str, Any] = {}
+    for key, raw in _mapping(doc, key_path, value).items():
+        if key in _HOST_ONLY_KEYS and not host_entry:
+            raise doc.error((*key_path, key), "only a host entry may set this")
+        try:
+            result[key] = validate_setting(key, raw)
+        except SettingError as exc:
+            sub = tuple(exc.key.split(".")) if exc.key else ()
+            raise doc.error((*key_path, key, *sub), str(exc)) from None
+    return result
+
+
+def _mapping(doc: LocatedYaml, key_path: KeyPath, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(key_path, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_name(doc: LocatedYaml, key_path: KeyPath, name: str) -> None:
+    if not name or not all(ch.isalnum() or ch in "._-" for ch in name) or name.startswith(("-", ".")):
+        raise doc.error(key_path, f"{name!r} is not a valid name (letters, digits, '.', '_', '-')")
+
+
+def select_names(inventory: Inventory, pattern: str) -> list[str]:
+    """Resolve a host pattern to host names, in inventory order.
+
+    ``a,b`` and ``a:b`` are unions; ``!x`` excludes; ``&x`` intersects; each term is a group or
+    host name or a glob over both (``h0*``). ``all`` is every inventory host (not ``local``).
+    A term that matches nothing is an error listing what exists.
+    """
+    terms = [t.strip() for chunk in pattern.split(",") for t in chunk.split(":")]
+    terms = [t for t in terms if t]
+    if not terms:
+        raise HostSelectionError("no hosts given; use --hosts with a group, host name or glob")
+    selected: list[str] = []
+    intersect: list[set[str]] = []
+    exclude: set[str] = set()
+    for term in terms:
+        op = term[0] if term[0] in "!&" else ""
+        names = _resolve_term(inventory, term[len(op) :])
+        if op == "!":
+            exclude.update(names)
+        elif op == "&":
+            intersect.append(set(names))
+        else:
+            selected += [n for n in names if n not in selected]
+    if not selected and (exclude or intersect):
+        selected = [n for n in inventory.hosts if n != LOCAL_HOST]
+    for group in intersect:
+        selected = [n for n in selected if n in group]
+    return [n for n in selected if n not in exclude]
+
+
+def _resolve_term(inventory: Inventory, term: str) -> list[str]:
+    if term == "all":
+        return [n for n in inventory.hosts if n != LOCAL_HOST]
+    if term in inventory.groups:
+        return list(inventory.groups[term])
+    if term in inventory.hosts:
+        return [term]
+    if any(ch in term for ch in "*?["):
+        names: list[str] = []
+        for group, members in inventory.groups.items():
+            if fnmatch.fnmatchcase(group, term):
+                names += [m for m in members if m not in names]
+        names += [h for h in inventory.hosts if fnmatch.fnmatchcase(h, term) and h not in names]
+        if names:
+            return names
+    raise HostSelectionError(
+        f"no group or host matches {term!r}. Groups: {', '.join(sorted(inventory.groups)) or 'none'}; "
+        f"hosts: {', '.join(sorted(inventory.hosts))}"
+    )
+
+
+def all_names(items: Iterable[HostSpec]) -> list[str]:
+    return [h.name for h in items]

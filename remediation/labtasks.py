@@ -1,0 +1,83 @@
+"""``invoke lab.*``: bring the lab fleet of namespaced droplets up and down, and inject faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = REPO / ".lab"
+DEFAULT_INVENTORY = REPO / "inventory" / "lab.yml"
+FAULT_KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "sshd-down", "reset")
+
+
+def _lab(workdir: str | None) -> Any:
+    from .lab import Lab
+
+    return Lab(Path(workdir) if workdir else DEFAULT_WORKDIR, inventory_path=DEFAULT_INVENTORY)
+
+
+@task(
+    help={
+        "hosts": "how many droplets (default 4)",
+        "managers": "comma list of managers, cycled",
+        "workdir": "lab folder",
+    }
+)
+def up(c: Any, hosts: int = 4, managers: str = "", workdir: str | None = None) -> None:
+    """Bring up N lab droplets (own netns, PID ns, mounts, sshd, cron, process manager)."""
+    lab = _lab(workdir)
+    started = lab.up(int(hosts), managers=[m for m in managers.split(",") if m] or None)
+    console = Console()
+    console.print(f"lab up: {len(started)} hosts; inventory {lab.inventory_path}")
+    _print_status(lab, console)
+
+
+@task(help={"workdir": "lab folder"})
+def down(c: Any, workdir: str | None = None) -> None:
+    """End every process the lab started (by recorded PID) and remove its namespaces and links."""
+    _lab(workdir).down()
+    Console().print("lab down")
+
+
+@task(help={"workdir": "lab folder"})
+def status(c: Any, workdir: str | None = None) -> None:
+    """Show each lab host: namespace, sshd, process manager and daemon PIDs."""
+    _print_status(_lab(workdir), Console())
+
+
+@task(
+    help={
+        "host": "lab host name, e.g. h01",
+        "kind": "one of " + ", ".join(FAULT_KINDS),
+        "workdir": "lab folder",
+    }
+)
+def fault(c: Any, host: str, kind: str, workdir: str | None = None) -> None:
+    """Inject a fault into one lab host (reset clears them)."""
+    if kind not in FAULT_KINDS:
+        raise Exit(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}", code=3)
+    Console().print(_lab(workdir).fault(host, kind))
+
+
+def _print_status(lab: Any, console: Console) -> None:
+    table = Table(title="lab fleet")
+    rows = lab.status()
+    if not rows:
+        console.print("no lab hosts (run `invoke lab.up`)")
+        return
+    fields = list(vars(rows[0]).keys()) if hasattr(rows[0], "__dict__") else list(rows[0]._fields)
+    for name in fields:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*(str(getattr(row, name)) for name in fields))
+    console.print(table)
+
+
+lab = Collection("lab", up, down, status, fault)

@@ -1,0 +1,217 @@
+"""Turn report data into something a person reads: live progress, the recap, per-host views.
+
+Rendering never changes report data. Output captured from hosts is untrusted: control
+characters and ANSI escapes are made visible before printing, so a check that prints escape
+sequences cannot corrupt the operator's terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .report import HostReport, RunReport
+
+OUTCOME_STYLE = {
+    "healthy": "green",
+    "healed": "bold green",
+    "still-degraded": "bold yellow",
+    "still-unhealthy": "bold red",
+    "degraded": "yellow",
+    "unhealthy": "red",
+    "unexpected": "bold magenta",
+    "busy": "cyan",
+    "failed": "bold red",
+    "interrupted": "magenta",
+    "unreachable": "bold red reverse",
+    "host-key-rejected": "bold red reverse",
+    "pending": "dim",
+}
+EXIT_CODES_HELP = (
+    "exit 0: all healthy or healed; 2: a host still degraded/unhealthy/unexpected; 4: a host unreachable"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Make control characters (ANSI escapes included) visible instead of interpreting them."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def outcome_text(outcome: str) -> Text:
+    return Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))
+
+
+def _state(check: dict[str, Any] | None) -> str:
+    if not check:
+        return "-"
+    code = check.get("exit_code")
+    return f"{check.get('state', '?')} ({'timeout' if check.get('timed_out') else code})"
+
+
+def action_summary(action: dict[str, Any]) -> str:
+    mark = {"ok": "✓", "failed": "✗", "skipped": "-", "planned": "?"}.get(str(action.get("result")), "")
+    return f"{action.get('kind')} {action.get('target')} {mark}".strip()
+
+
+def recap_table(report: RunReport) -> Table:
+    title = f"Guardian {report.command} {report.run_id}" + (
+        " (dry run)" if report.options.get("dry_run") else ""
+    )
+    table = Table(title=title, expand=False)
+    table.add_column("host", style="bold")
+    table.add_column("before")
+    table.add_column("actions")
+    table.add_column("after")
+    table.add_column("outcome")
+    table.add_column("time", justify="right")
+    for host in report.hosts:
+        if host.actions:
+            actions = ", ".join(action_summary(a) for a in host.actions)
+        elif host.plan and host.plan.get("actions"):
+            actions = ", ".join(f"would {a['kind']} {a['target']}" for a in host.plan["actions"])
+        else:
+            actions = "-"
+        table.add_row(
+            host.host,
+            _state(host.before),
+            clean(actions),
+            _state(host.after),
+            outcome_text(host.outcome),
+            f"{host.duration:.1f}s",
+        )
+    return table
+
+
+def reasons_block(report: RunReport) -> RenderableType:
+    """One line per host that is not ok, saying why (unreachable, busy, ...)."""
+    lines = Text()
+    for host in report.hosts:
+        if host.outcome not in ("healthy", "healed") and host.reason:
+            lines.append(f"{host.host}: ", style="bold")
+            lines.append(clean(host.reason) + "\n")
+    return lines
+
+
+def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
+    parts: list[RenderableType] = [recap_table(report), reasons_block(report)]
+    footer = f"exit code {report.exit_code} ({EXIT_CODES_HELP})"
+    if report.interrupted:
+        footer = "INTERRUPTED by the operator; unfinished hosts are marked interrupted. " + footer
+    if report_dir:
+        footer += f"\nreport: {report_dir}"
+    parts.append(Text(footer, style="dim"))
+    return Group(*parts)
+
+
+def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> RenderableType:
+    """One host: timeline of phases and actions with reasons, check output tail, files."""
+    head = Text()
+    head.append(f"{host.host} ", style="bold")
+    head.append(f"({host.address}, {host.transport}, run {report.run_id}) ")
+    head.append_text(outcome_text(host.outcome))
+    if host.reason:
+        head.append(f"\n{clean(host.reason)}")
+    timeline = Table(title="timeline", show_edge=False, expand=False)
+    timeline.add_column("when")
+    timeline.add_column("what")
+    timeline.add_column("result / reason")
+    for phase in host.phases:
+        timeline.add_row(_clock(phase.get("t")), f"phase {phase.get('phase')}", "")
+    timeline.add_row("", f"check before: {_state(host.before)}", clean(", ".join(host.matched_signatures)))
+    for note in (host.plan or {}).get("notes", []):
+        timeline.add_row("", "note", clean(str(note)))
+    for action in host.actions:
+        timeline.add_row(
+            "",
+            clean(f"{action.get('kind')} {action.get('target')}"),
+            clean(f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"),
+        )
+    if not host.actions and host.plan:
+        for action in host.plan.get("actions", []):
+            timeline.add_row(
+                "", clean(f"(planned) {action['kind']} {action['target']}"), clean(action["reason"])
+            )
+    if host.after:
+        timeline.add_row("", f"check after: {_state(host.after)}", "")
+    parts: list[RenderableType] = [head, timeline]
+    for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
+        if check and check.get("tail"):
+            lines = str(check["tail"]).splitlines()[-tail_lines:]
+            parts.append(Panel(Text(clean("\n".join(lines))), title=label, expand=False))
+    if host.files:
+        files = Table(title="collected files", show_edge=False)
+        files.add_column("file")
+        files.add_column("size", justify="right")
+        files.add_column("sha256")
+        for f in host.files:
+            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256[:16])
+        parts.append(files)
+    if host.busy_holder:
+        parts.append(Text(f"lock holder: {host.busy_holder}"))
+    for warning in host.warnings:
+        parts.append(Text(f"warning: {clean(warning)}", style="yellow"))
+    return Group(*parts)
+
+
+def _clock(ts: Any) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(float(ts))) if ts else ""
+
+
+def to_text(renderable: RenderableType, width: int = 120) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(renderable)
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
+
+
+class ProgressView:
+    """Each host's current phase, live on a terminal; one line per finished host otherwise."""
+
+    def __init__(self, console: Console, hosts: list[str]) -> None:
+        self.console = console
+        self.phases = dict.fromkeys(hosts, "queued")
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.live: Live | None = None
+
+    def update(self, host: str, phase: str) -> None:
+        with self.lock:
+            self.phases[host] = phase
+            if self.live is not None:
+                self.live.update(self._table())
+            elif phase.startswith("done"):
+                self.console.print(f"{host}: {phase}", highlight=False)
+
+    def _table(self) -> Table:
+        table = Table(show_header=True, expand=False, title=f"{time.monotonic() - self.started:.1f}s")
+        table.add_column("host")
+        table.add_column("phase")
+        for host, phase in self.phases.items():
+            style = OUTCOME_STYLE.get(phase.removeprefix("done: "), "") if phase.startswith("done") else ""
+            table.add_row(host, Text(phase, style=style))
+        return table
+
+    @contextmanager
+    def running(self) -> Iterator[ProgressView]:
+        if self.console.is_terminal and len(self.phases) <= 60:
+            with Live(self._table(), console=self.console, refresh_per_second=4, transient=True) as live:
+                self.live = live
+                try:
+                    yield self
+                finally:
+                    self.live = None
+        else:
+            yield self

@@ -1,0 +1,222 @@
+"""Report data: what happened on each host and in the whole run, apart from its rendering.
+
+A run's folder is ``reports/<run-id>/``: ``report.json`` (machine-readable), ``summary.txt``
+(for people) and one folder per host with the files collected from it. ``report.json`` is
+written atomically (temp file, fsync, rename), after every host finishes and at the end, so an
+interrupted run still leaves a complete, truthful report and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .agent import VERSION
+from .agent.plan import exit_code_for
+from .errors import ReportError
+
+SCHEMA_VERSION = 1
+_SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class CollectedFile:
+    """A file brought home from a host."""
+
+    name: str
+    path: str  # relative to the run folder
+    size: int  # size on the host
+    collected_bytes: int
+    sha256: str
+    truncated: bool
+
+
+@dataclass
+class HostReport:
+    """Everything about one host in one run."""
+
+    host: str
+    address: str
+    transport: str
+    outcome: str = "pending"
+    reason: str = ""
+    started_at: str = ""
+    duration: float = 0.0
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    locks: list[dict[str, Any]] = field(default_factory=list)
+    files: list[CollectedFile] = field(default_factory=list)
+    busy_holder: dict[str, Any] | None = None
+    runner: str = "laptop"
+    remote_version: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def matched_signatures(self) -> list[str]:
+        names: list[str] = []
+        for match in (self.before or {}).get("matches", []):
+            if match["signature"] not in names:
+                names.append(match["signature"])
+        return names
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["matched_signatures"] = self.matched_signatures
+        return data
+
+
+@dataclass
+class RunReport:
+    """One Guardian run over a set of hosts."""
+
+    run_id: str
+    command: str
+    started_at: str
+    options: dict[str, Any] = field(default_factory=dict)
+    hosts: list[HostReport] = field(default_factory=list)
+    finished_at: str = ""
+    complete: bool = False
+    interrupted: bool = False
+    exit_code: int | None = None
+    guardian_version: str = VERSION
+
+    def compute_exit_code(self) -> int:
+        return exit_code_for([h.outcome for h in self.hosts])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "command": self.command,
+            "guardian_version": self.guardian_version,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "complete": self.complete,
+            "interrupted": self.interrupted,
+            "exit_code": self.exit_code,
+            "options": self.options,
+            "outcomes": {h.host: h.outcome for h in self.hosts},
+            "hosts": [h.to_dict() for h in self.hosts],
+        }
+
+
+def host_report_from_dict(data: dict[str, Any]) -> HostReport:
+    fields = {k: v for k, v in data.items() if k in HostReport.__dataclass_fields__}
+    fields["files"] = [CollectedFile(**f) for f in data.get("files", [])]
+    return HostReport(**fields)
+
+
+def run_report_from_dict(data: dict[str, Any]) -> RunReport:
+    return RunReport(
+        run_id=data["run_id"],
+        command=data.get("command", "?"),
+        started_at=data.get("started_at", ""),
+        options=data.get("options", {}),
+        hosts=[host_report_from_dict(h) for h in data.get("hosts", [])],
+        finished_at=data.get("finished_at", ""),
+        complete=bool(data.get("complete")),
+        interrupted=bool(data.get("interrupted")),
+        exit_code=data.get("exit_code"),
+        guardian_version=data.get("guardian_version", ""),
+    )
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class ReportStore:
+    """The controller's report folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def host_dir(self, run_id: str, host: str) -> Path:
+        if not _SAFE_FILE.match(host):
+            raise ReportError(f"unsafe host name for a report folder: {host!r}")
+        return self.run_dir(run_id) / host
+
+    def save(self, report: RunReport, *, summary: str | None = None) -> Path:
+        run_dir = self.run_dir(report.run_id)
+        path = run_dir / "report.json"
+        payload = json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str).encode()
+        atomic_write(path, payload + b"\n")
+        if summary is not None:
+            atomic_write(run_dir / "summary.txt", summary.encode("utf-8"))
+        if report.complete:
+            atomic_write(self.root / "latest", (report.run_id + "\n").encode())
+        return path
+
+    def save_file(self, run_id: str, host: str, name: str, data: bytes) -> str:
+        """Store a collected file under the host's folder; returns its run-relative path.
+
+        Names come from the host and are untrusted: anything but a plain file name is refused,
+        and the file is created without following symlinks.
+        """
+        if not _SAFE_FILE.match(name):
+            raise ReportError(f"refusing to store a collected file with an unsafe name: {name!r}")
+        host_dir = self.host_dir(run_id, host)
+        host_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        atomic_write(host_dir / name, data)
+        return f"{host}/{name}"
+
+    def latest_run_id(self) -> str:
+        try:
+            return (self.root / "latest").read_text().strip()
+        except OSError:
+            runs = self.run_ids()
+            if not runs:
+                raise ReportError(f"no reports in {self.root}; run `invoke premarket` first") from None
+            return runs[-1]
+
+    def run_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "report.json").is_file())
+
+    def load(self, run_id: str | None = None) -> RunReport:
+        run_id = run_id or self.latest_run_id()
+        path = self.run_dir(run_id) / "report.json"
+        try:
+            return run_report_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            known = ", ".join(self.run_ids()[-5:]) or "none"
+            raise ReportError(f"no report for run {run_id!r} in {self.root} (latest: {known})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReportError(f"{path} is not a valid Guardian report: {exc}") from None

@@ -1,0 +1,244 @@
+"""Per-host settings: the defaults, and a validator for every key an inventory may set.
+
+Settings layer in this order, later winning: these defaults, an inventory file's ``vars``, group
+``vars`` (parents before children), host entries, then command-line flags. Every value that can
+reach a command on a host is validated here, so a hostile inventory is rejected, not executed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .agent.managers import MANAGERS
+from .agent.signatures import RuleError, validate_name
+
+#: Logical services the seed knows, and how each manager finds them by default.
+DEFAULT_SERVICES: dict[str, dict[str, str]] = {
+    "uw-daemon": {"name": "uw-daemon", "program": "uw_flow_daemon.py", "pidfile": "state/uw_flow_daemon.pid"},
+    "trading-bot": {"name": "trading-bot", "program": "main.py", "pidfile": "state/main.pid"},
+}
+
+DEFAULTS: dict[str, Any] = {
+    "transport": "ssh",
+    "port": 22,
+    "user": "root",
+    "key": None,
+    "jump": None,
+    "known_hosts": "~/.ssh/known_hosts",
+    "app_dir": "~/stock-bot",
+    "python": "python3",
+    "manager": "supervisor",
+    "manager_options": {},
+    "services": DEFAULT_SERVICES,
+    "check": "pre_market_health_check.py",
+    "check_args": [],
+    "check_timeout": 60.0,
+    "settle_seconds": 5.0,
+    "lock_dir": "state",
+    "lock_max_age": 3600.0,
+    "lock_wait": 5.0,
+    "restart_timeout": 20.0,
+    "connect_timeout": 10.0,
+    "host_deadline": 300.0,
+    "collect_max_bytes": 1 << 20,
+    "alert_keep": 20,
+    "protected": False,
+}
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:_-]{0,252})$")
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+_PROGRAM = re.compile(r"^[A-Za-z0-9_./+@-]{1,200}$")
+_OPTION_KEYS = {
+    "supervisorctl": "program",
+    "supervisor_conf": "path",
+    "process_compose": "program",
+    "process_compose_port": "port",
+    "process_compose_socket": "path",
+    "restart_signal": "signal",
+}
+
+
+class SettingError(ValueError):
+    """A setting's value is invalid; ``key`` is its dotted path below the setting."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingError(f"expected {what} (a non-empty string), got {value!r}")
+    if any(ch in value for ch in "\0\n\r"):
+        raise SettingError(f"{what} must not contain newlines or NUL bytes")
+    return value
+
+
+def _path(value: Any) -> str:
+    return _str(value, "a path")
+
+
+def _opt_path(value: Any) -> str | None:
+    return None if value is None else _path(value)
+
+
+def _program(value: Any) -> str:
+    text = _str(value, "a program name or path")
+    if not _PROGRAM.match(text):
+        raise SettingError(f"{text!r} is not a plain program name or path (no spaces or shell characters)")
+    return text
+
+
+def _hostname(value: Any) -> str:
+    text = _str(value, "a host name or address")
+    if not _HOSTNAME.match(text):
+        raise SettingError(f"{text!r} is not a valid host name or IP address")
+    return text
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise SettingError(f"expected a port number 1-65535, got {value!r}")
+    return value
+
+
+def _user(value: Any) -> str:
+    text = _str(value, "a user name")
+    if not _USER.match(text):
+        raise SettingError(f"{text!r} is not a valid user name")
+    return text
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > 86400:
+        raise SettingError(f"expected a number of seconds between 0 and 86400, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise SettingError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _args(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise SettingError(f"expected a list of arguments, got {value!r}")
+    return [_str(v, "an argument") for v in value]
+
+
+def _manager_options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SettingError(f"expected a mapping, got {value!r}")
+    result: dict[str, Any] = {}
+    for key, raw in value.items():
+        kind = _OPTION_KEYS.get(key)
+        try:
+            if kind is None:
+                raise SettingError(
+                    f"unknown manager option; expected one of {', '.join(sorted(_OPTION_KEYS))}"
+                )
+            if kind == "program":
+                result[key] = _program(raw)
+            elif kind == "path":
+                result[key] = _path(raw)
+            elif kind == "port":
+                result[key] = _port(raw)
+            else:
+                result[key] = _choice("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR2")(raw)
+        except SettingError as exc:
+            raise SettingError(str(exc), key=key) from None
+    return result
+
+
+def _services(value: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(value, Mapping):
+        raise SettingError(f"expected a mapping of services, got {value!r}")
+    result: dict[str, dict[str, str]] = {}
+    for service, spec in value.items():
+        try:
+            validate_name(service, "service")
+        except RuleError as exc:
+            raise SettingError(exc.message, key=str(service)) from None
+        base = dict(DEFAULT_SERVICES.get(service, {"name": service, "program": "", "pidfile": ""}))
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, Mapping):
+            raise SettingError("expected a mapping with name, program, pidfile", key=service)
+        for key, raw in spec.items():
+            if key not in ("name", "program", "pidfile"):
+                raise SettingError("unknown key; expected name, program or pidfile", key=f"{service}.{key}")
+            try:
+                base[key] = _program(raw) if key != "name" else validate_name(raw, key)
+            except (SettingError, RuleError) as exc:
+                raise SettingError(str(exc), key=f"{service}.{key}") from None
+        result[service] = base
+    return result
+
+
+VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "transport": _choice("ssh", "local"),
+    "address": _hostname,
+    "port": _port,
+    "user": _user,
+    "key": _opt_path,
+    "jump": lambda v: None if v is None else _str(v, "a host name from the inventory or user@host:port"),
+    "known_hosts": _path,
+    "app_dir": _path,
+    "python": _program,
+    "manager": _choice(*sorted(MANAGERS)),
+    "manager_options": _manager_options,
+    "services": _services,
+    "check": _path,
+    "check_args": _args,
+    "check_timeout": _seconds,
+    "settle_seconds": _seconds,
+    "lock_dir": _path,
+    "lock_max_age": _seconds,
+    "lock_wait": _seconds,
+    "restart_timeout": _seconds,
+    "connect_timeout": _seconds,
+    "host_deadline": _seconds,
+    "collect_max_bytes": _count,
+    "alert_keep": _count,
+    "protected": _bool,
+}
+
+
+def validate_setting(key: str, value: Any) -> Any:
+    """Return the validated value of setting ``key``; raises SettingError."""
+    try:
+        validator = VALIDATORS[key]
+    except KeyError:
+        raise SettingError(f"unknown setting; known settings: {', '.join(sorted(VALIDATORS))}") from None
+    return validator(value)
+
+
+def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer ``override`` on ``base``; ``services`` and ``manager_options`` merge per key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in ("services", "manager_options") and isinstance(value, Mapping):
+            inner = dict(merged.get(key) or {})
+            inner.update(value)
+            merged[key] = inner
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,105 @@
+"""Read YAML while remembering the line of every key, so errors can name file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InventoryError
+
+KeyPath = tuple[str | int, ...]
+
+
+class LocatedYaml:
+    """A parsed YAML document plus the 1-based line of every mapping key and list item."""
+
+    def __init__(self, path: Path, data: Any, lines: dict[KeyPath, int]) -> None:
+        self.path = path
+        self.data = data
+        self.lines = lines
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """The line of ``key_path`` or of its nearest ancestor that has one."""
+        probe = tuple(key_path)
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = probe[:-1]
+        return None
+
+    def error(self, key_path: KeyPath, message: str) -> InventoryError:
+        return InventoryError(message, path=str(self.path), line=self.line_of(key_path), key=dotted(key_path))
+
+
+def dotted(key_path: KeyPath) -> str:
+    out = ""
+    for part in key_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_located(path: Path) -> LocatedYaml:
+    """Parse ``path`` safely. A YAML syntax error becomes an InventoryError with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"cannot read file: {exc.strerror}", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise InventoryError("file is not valid UTF-8", path=str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(
+            f"YAML syntax error: {problem}",
+            path=str(path),
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    lines: dict[KeyPath, int] = {}
+    data = _convert(node, (), lines, path) if node is not None else None
+    return LocatedYaml(path, data, lines)
+
+
+def _convert(node: yaml.Node, here: KeyPath, lines: dict[KeyPath, int], path: Path) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, path)
+            if not isinstance(key, (str, int, bool, float)) or isinstance(key, bool):
+                raise InventoryError(
+                    f"mapping keys must be plain names, not {key!r}",
+                    path=str(path),
+                    line=key_node.start_mark.line + 1,
+                    key=dotted(here),
+                )
+            key = str(key)
+            if key in result:
+                raise InventoryError(
+                    f"duplicate key {key!r}",
+                    path=str(path),
+                    line=key_node.start_mark.line + 1,
+                    key=dotted((*here, key)),
+                )
+            lines[(*here, key)] = key_node.start_mark.line + 1
+            result[key] = _convert(value_node, (*here, key), lines, path)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            lines[(*here, index)] = item.start_mark.line + 1
+            items.append(_convert(item, (*here, index), lines, path))
+        return items
+    return _scalar(node, path)
+
+
+def _scalar(node: yaml.Node, path: Path) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise InventoryError("a mapping key must be a scalar", path=str(path), line=node.start_mark.line + 1)
+    constructor = yaml.SafeLoader("")
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"invalid value: {exc}", path=str(path), line=node.start_mark.line + 1) from None

@@ -1,0 +1,157 @@
+"""Inventory loading, layering and host patterns; malformed files name file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from remediation.errors import HostSelectionError, InventoryError
+from remediation.inventory import load_inventory
+
+INVENTORY = """\
+vars:
+  user: deploy
+  settle_seconds: 2
+groups:
+  prod:
+    protected: true
+    vars: {manager: supervisor, check_timeout: 30}
+    children: [prod-west]
+    hosts:
+      h01: {address: 203.0.113.10}
+      h02: {address: 203.0.113.11, manager: signal}
+      h03: {address: 203.0.113.12, services: {uw-daemon: {name: uw_flow}}}
+  prod-west:
+    vars: {settle_seconds: 7}
+    hosts:
+      w01: {address: 203.0.113.20, port: 2222}
+  staging:
+    hosts:
+      s01: {address: 198.51.100.5}
+"""
+
+
+@pytest.fixture
+def inv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+def names(inv_file: Path, pattern: str) -> list[str]:
+    return [h.name for h in load_inventory([inv_file]).select(pattern)]
+
+
+def test_layering_host_over_group_over_file_over_defaults(inv_file: Path) -> None:
+    inv = load_inventory([inv_file], overrides={"check_timeout": 9})
+    h01, h02, h03, w01 = (inv.hosts[n] for n in ("h01", "h02", "h03", "w01"))
+    assert h01.get("user") == "deploy" and h01.get("settle_seconds") == 2.0
+    assert h01.get("manager") == "supervisor" and h02.get("manager") == "signal"
+    assert h01.get("check_timeout") == 9.0  # command line wins
+    assert h01.get("app_dir") == "~/stock-bot"  # default
+    assert w01.get("settle_seconds") == 7.0 and w01.get("port") == 2222
+    assert w01.get("manager") == "supervisor"  # inherited from parent group prod
+    assert h03.get("services")["uw-daemon"] == {
+        "name": "uw_flow",
+        "program": "uw_flow_daemon.py",
+        "pidfile": "state/uw_flow_daemon.pid",
+    }
+    assert inv.is_protected(h01) and inv.is_protected(w01) and not inv.is_protected(inv.hosts["s01"])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("prod", ["h01", "h02", "h03", "w01"]),
+        ("prod,!h03", ["h01", "h02", "w01"]),
+        ("prod:!prod-west", ["h01", "h02", "h03"]),
+        ("h0*", ["h01", "h02", "h03"]),
+        ("staging,h01", ["s01", "h01"]),
+        ("prod:&prod-west", ["w01"]),
+        ("all", ["h01", "h02", "h03", "w01", "s01"]),
+        ("local", ["local"]),
+    ],
+)
+def test_host_patterns(inv_file: Path, pattern: str, expected: list[str]) -> None:
+    assert names(inv_file, pattern) == expected
+
+
+def test_unknown_name_lists_what_exists(inv_file: Path) -> None:
+    with pytest.raises(HostSelectionError) as info:
+        names(inv_file, "prod,nosuch")
+    assert "nosuch" in str(info.value) and "staging" in str(info.value) and "h01" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("groups:\n  a:\n    hosts:\n      h1: {port: 99999}\n", 4, "groups.a.hosts.h1.port", "port number"),
+        (
+            "groups:\n  a:\n    hosts:\n      h1: {address: 'x; rm -rf /'}\n",
+            4,
+            "groups.a.hosts.h1.address",
+            "not a valid host",
+        ),
+        (
+            "groups:\n  a:\n    hosts:\n      h1: {python: 'python3 -c \"$(id)\"'}\n",
+            4,
+            "groups.a.hosts.h1.python",
+            "shell",
+        ),
+        (
+            "groups:\n  a:\n    hosts:\n      h1:\n        managr: supervisor\n",
+            5,
+            "groups.a.hosts.h1.managr",
+            "unknown setting",
+        ),
+        (
+            "groups:\n  a:\n    hosts:\n      h1: {manager: runit}\n",
+            4,
+            "groups.a.hosts.h1.manager",
+            "expected one of",
+        ),
+        ("vars:\n  settle_seconds: soon\n", None, "vars.settle_seconds", "seconds"),
+        ("groups:\n  a:\n    hosts: [h1]\n", 3, "groups.a.hosts", "expected a mapping"),
+        ("groups:\n  a:\n    children: [b]\n", 3, "groups.a.children[0]", "unknown child group"),
+        ("groups:\n  a:\n    hosts:\n      h1: {}\n      h1: {}\n", 5, "groups.a.hosts.h1", "duplicate key"),
+        ("hosts:\n  h1: {}\n", 1, "hosts", "unknown top-level key"),
+        (
+            "groups:\n  a:\n    hosts:\n      h1: {services: {uw-daemon: {program: 'x y'}}}\n",
+            4,
+            "groups.a.hosts.h1.services.uw-daemon.program",
+            "no spaces",
+        ),
+    ],
+)
+def test_malformed_inventory_names_file_line_and_key(
+    tmp_path: Path, text: str, line: int | None, key: str, words: str
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    if line is None:
+        line = 2
+    with pytest.raises(InventoryError) as info:
+        load_inventory([path])
+    err = info.value
+    assert err.path == str(path)
+    assert err.line == line
+    assert err.key == key
+    assert words in str(err)
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("groups:\n  a:\n    hosts: {h1: [\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory([path])
+    assert info.value.path == str(path) and info.value.line is not None
+    assert "YAML syntax error" in str(info.value)
+
+
+def test_directory_of_files_merges(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("groups:\n  g1:\n    hosts:\n      h1: {address: 192.0.2.1}\n")
+    (tmp_path / "b.yaml").write_text("groups:\n  g2:\n    hosts:\n      h2: {address: 192.0.2.2}\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    inv = load_inventory([tmp_path])
+    assert [h.name for h in inv.select("g1,g2")] == ["h1", "h2"]

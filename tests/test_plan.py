@@ -1,0 +1,106 @@
+"""The plan decision, without any host: pure data in, ordered actions with reasons out."""
+
+from __future__ import annotations
+
+from remediation.agent.locks import LockInfo, LockVerdict, judge
+from remediation.agent.plan import check_state, decide, exit_code_for, final_outcome
+from remediation.agent.signatures import classify
+from remediation.rules import load_rules
+
+SERVICES = ["trading-bot", "uw-daemon"]
+
+
+def lock(
+    name: str,
+    *,
+    pid: int | None,
+    alive: bool,
+    mtime: float = 1000.0,
+    held: bool = False,
+    started: float | None = None,
+    kind: str = "file",
+) -> LockInfo:
+    return LockInfo(name, f"/app/state/{name}", kind, 5, mtime, 1, 1, f"{pid}\n", pid, alive, started, held)
+
+
+def plan_for(output: str, exit_code: int, locks: list[LockVerdict] | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    rules = load_rules()
+    return decide(
+        check_state(exit_code), classify(output, rules), locks or [], rules, SERVICES, settle_seconds=5, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_healthy_does_nothing() -> None:
+    plan = plan_for("[OK] all good", 0)
+    assert not plan.recover and plan.actions == []
+
+
+def test_unexpected_exit_code_and_timeout_do_not_recover() -> None:
+    assert not plan_for("UW fail", 3).recover
+    state = check_state(None, timed_out=True)
+    assert state.state == "unexpected"
+    assert not decide(state, [], [], load_rules(), SERVICES, settle_seconds=1).recover
+
+
+def test_seed_order_locks_then_uw_then_alert_then_bot() -> None:
+    stale = judge(lock("metadata.lock", pid=99999, alive=False), now=2000, max_age=3600)
+    live = judge(lock("orders.lock", pid=42, alive=True, started=500.0), now=2000, max_age=3600)
+    output = "Alpaca SIP delay 45s\nUW socket failure: connection_error\n"
+    plan = plan_for(output, 2, [stale, live])
+    assert [(a.kind, a.target) for a in plan.actions] == [
+        ("remove_lock", "metadata.lock"),
+        ("restart", "uw-daemon"),
+        ("alert", "alpaca_sip"),
+        ("restart", "trading-bot"),
+    ]
+    assert "recorded pid 99999 is not running" in plan.actions[0].reason
+    assert "line 2 matched" in plan.actions[1].reason
+    assert any("orders.lock kept" in n for n in plan.notes)
+    assert plan.verify
+
+
+def test_degraded_without_signature_still_clears_locks_and_verifies() -> None:
+    stale = judge(lock("metadata.lock", pid=99999, alive=False), now=2000, max_age=3600)
+    plan = plan_for("[WARN] stale lock state/metadata.lock held by dead pid 99999", 1, [stale])
+    assert [(a.kind, a.target) for a in plan.actions] == [("remove_lock", "metadata.lock")]
+    assert plan.verify
+
+
+def test_unknown_service_is_noted_not_restarted() -> None:
+    rules = load_rules()
+    plan = decide(check_state(2), classify("UW fail", rules), [], rules, ["trading-bot"], settle_seconds=1)
+    assert plan.actions == []
+    assert any("does not define" in n for n in plan.notes)
+
+
+def test_forced_recovery_with_only() -> None:
+    stale = judge(lock("metadata.lock", pid=99999, alive=False), now=2000, max_age=3600)
+    plan = plan_for("[OK]", 0, [stale], force=True, only=["restarts"])
+    assert [(a.kind, a.target) for a in plan.actions] == [
+        ("restart", "uw-daemon"),
+        ("restart", "trading-bot"),
+    ]
+
+
+def test_lock_verdicts() -> None:
+    now = 10_000.0
+    assert judge(lock("a.lock", pid=5, alive=False), now=now, max_age=60).stale
+    assert not judge(lock("a.lock", pid=5, alive=True, started=10.0), now=now, max_age=60).stale
+    reused = judge(lock("a.lock", pid=5, alive=True, mtime=1000.0, started=5000.0), now=now, max_age=60)
+    assert reused.stale and "reused" in reused.reason
+    assert not judge(lock("a.lock", pid=5, alive=False, held=True), now=now, max_age=60).stale
+    assert not judge(lock("a.lock", pid=None, alive=False, mtime=now - 10), now=now, max_age=60).stale
+    assert judge(lock("a.lock", pid=None, alive=False, mtime=now - 100), now=now, max_age=60).stale
+    assert not judge(lock("a.lock", pid=5, alive=False, kind="symlink"), now=now, max_age=60).stale
+
+
+def test_outcomes_and_exit_codes() -> None:
+    assert final_outcome(check_state(2), check_state(0), dry_run=False) == "healed"
+    assert final_outcome(check_state(1), check_state(1), dry_run=False) == "still-degraded"
+    assert final_outcome(check_state(2), check_state(2), dry_run=False) == "still-unhealthy"
+    assert final_outcome(check_state(2), None, dry_run=True) == "unhealthy"
+    assert final_outcome(check_state(0), None, dry_run=False) == "healthy"
+    assert exit_code_for(["healthy", "healed"]) == 0
+    assert exit_code_for(["healthy", "still-degraded"]) == 2
+    assert exit_code_for(["still-degraded", "unreachable"]) == 4
+    assert exit_code_for(["host-key-rejected"]) == 4
