@@ -1,0 +1,226 @@
+"""Premarket against the local host (no SSH): the same runner, plan and report code as the fleet.
+
+These use small check scripts written by the test so each behaviour is pinned down exactly;
+the example app and real process managers are exercised in test_premarket_lab.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from remediation import jobs
+from remediation.report import ReportStore
+
+CHECK = """\
+import os, sys, time
+app = os.path.dirname(os.path.abspath(__file__))
+state = os.path.join(app, "state")
+if os.path.exists(os.path.join(state, "hang")):
+    print("checking...", flush=True); time.sleep(3600)
+if os.path.exists(os.path.join(state, "flood")):
+    line = "noise " + "." * 94 + "\\n"
+    sys.stdout.write(line * 50_000); sys.stdout.flush()
+if os.path.exists(os.path.join(state, "code")):
+    print("odd"); sys.exit(int(open(os.path.join(state, "code")).read()))
+if os.path.exists(os.path.join(state, "esc")):
+    print("\\x1b[2J\\x1b[31mred\\x07 \\xff")
+bad = 0
+for name in sorted(os.listdir(state)):
+    if name.endswith(".lock"):
+        pid = int(open(os.path.join(state, name)).read().split()[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"[WARN] stale lock state/{name} held by dead pid {pid}"); bad = 1
+print("RESULT:", "DEGRADED" if bad else "HEALTHY")
+sys.exit(bad)
+"""
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    (app / "state").mkdir(parents=True)
+    (app / "pre_market_health_check.py").write_text(CHECK)
+    return app
+
+
+def inventory(tmp_path: Path, app: Path, **extra: object) -> Path:
+    path = tmp_path / "inv.yml"
+    host = {
+        "transport": "local",
+        "app_dir": str(app),
+        "python": sys.executable,
+        "manager": "signal",
+        "settle_seconds": 0,
+        **extra,
+    }
+    path.write_text(json.dumps({"groups": {"here": {"hosts": {"local": host}}}}))
+    return path
+
+
+def run(
+    tmp_path: Path, app: Path, *, dry_run: bool = False, json_output: bool = False, **extra: object
+) -> tuple[int, str]:
+    out = Console(file=__import__("io").StringIO(), width=160)
+    request = jobs.FleetRequest(
+        hosts="local",
+        inventory=[inventory(tmp_path, app, **extra)],
+        reports=tmp_path / "reports",
+        dry_run=dry_run,
+        ssh_config=None,
+        json_output=json_output,
+    )
+    code = jobs.premarket(request, console=out)
+    return code, out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def latest(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return ReportStore(tmp_path / "reports").load()
+
+
+def test_healthy_host_is_left_alone(tmp_path: Path, app: Path) -> None:
+    code, out = run(tmp_path, app)
+    report = latest(tmp_path)
+    assert code == 0 and report.hosts[0].outcome == "healthy"
+    assert report.hosts[0].actions == []
+    assert "healthy" in out
+
+
+def test_stale_lock_is_cleared_and_host_healed_with_seed_logs(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")
+    (app / "state" / "live.lock").write_text(f"{os.getpid()}\n")
+    code, _ = run(tmp_path, app)
+    report = latest(tmp_path)
+    host = report.hosts[0]
+    assert code == 0 and host.outcome == "healed", host.reason
+    assert host.before["exit_code"] == 1 and host.after["exit_code"] == 0
+    assert [(a["kind"], a["target"], a["result"]) for a in host.actions] == [
+        ("remove_lock", "metadata.lock", "ok")
+    ]
+    assert not (app / "state" / "metadata.lock").exists()
+    assert (app / "state" / "live.lock").exists()
+    logs = app / "logs"
+    assert (logs / "guardian.log").read_text().count("Cleared stale lock metadata.lock") == 1
+    assert (
+        "stale lock state/metadata.lock" in (logs / "guardian_pre_market_health_check_output.log").read_text()
+    )
+    assert "RESULT: HEALTHY" in (logs / "guardian_retry_pre_market_health_check.log").read_text()
+    run_dir = tmp_path / "reports" / report.run_id
+    collected = {f.name: f for f in host.files}
+    assert set(collected) >= {
+        "guardian.log",
+        "guardian_pre_market_health_check_output.log",
+        "guardian_retry_pre_market_health_check.log",
+    }
+    stored = (run_dir / collected["guardian.log"].path).read_bytes()
+    assert stored == (logs / "guardian.log").read_bytes()
+    data = json.loads((run_dir / "report.json").read_text())
+    assert data["complete"] and data["exit_code"] == 0 and data["outcomes"] == {"local": "healed"}
+
+
+def test_dry_run_changes_nothing_and_shows_the_plan(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")
+    before = sorted(str(p.relative_to(app)) for p in app.rglob("*"))
+    code, out = run(tmp_path, app, dry_run=True)
+    assert sorted(str(p.relative_to(app)) for p in app.rglob("*")) == before
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "degraded"
+    assert [a["kind"] for a in host.plan["actions"]] == ["remove_lock"]
+    assert "would remove_lock metadata.lock" in out
+
+
+def test_hanging_check_is_cut_off_and_reported(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "hang").write_text("")
+    code, _ = run(tmp_path, app, check_timeout=1.5)
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "unexpected"
+    assert host.before["timed_out"] and "timeout" in host.reason
+    assert host.actions == []
+
+
+@pytest.mark.parametrize("exit_code", ["3", "127"])
+def test_unexpected_exit_codes_do_not_recover(tmp_path: Path, app: Path, exit_code: str) -> None:
+    (app / "state" / "code").write_text(exit_code)
+    (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")
+    code, _ = run(tmp_path, app)
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "unexpected" and host.actions == []
+    assert (app / "state" / "metadata.lock").exists()
+
+
+def test_missing_check_is_unexpected(tmp_path: Path, app: Path) -> None:
+    (app / "pre_market_health_check.py").unlink()
+    code, _ = run(tmp_path, app)
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "unexpected" and "not found" in host.reason
+
+
+def test_flood_is_bounded_in_report_and_logged_in_full_on_host(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "flood").write_text("")
+    code, _ = run(tmp_path, app, collect_max_bytes=100_000)
+    host = latest(tmp_path).hosts[0]
+    assert code == 0
+    assert host.before["output_bytes"] > 4_000_000
+    assert len(host.before["tail"]) <= 70_000
+    output_log = next(f for f in host.files if f.name.endswith("_output.log"))
+    assert output_log.truncated and output_log.collected_bytes == 100_000 and output_log.size > 4_000_000
+
+
+def test_escape_sequences_do_not_reach_the_terminal(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "esc").write_text("")
+    run(tmp_path, app)
+    out = Console(file=__import__("io").StringIO(), width=160)
+    jobs.show_report(tmp_path / "reports", host="local", console=out)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[2J" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text
+
+
+def test_json_output_is_the_report(tmp_path: Path, app: Path) -> None:
+    code, out = run(tmp_path, app, json_output=True)
+    data = json.loads(out)
+    assert data["outcomes"] == {"local": "healthy"} and data["exit_code"] == code == 0
+
+
+def test_busy_host_is_reported_with_holder(tmp_path: Path, app: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
+            import fcntl, json, os, sys, time
+            fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, json.dumps({"runner": "cron", "pid": os.getpid(), "since_iso": "now"}).encode())
+            print("locked", flush=True)
+            time.sleep(60)
+        """),
+            str(app / "state" / ".guardian.flock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        code, _ = run(tmp_path, app, lock_wait=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "busy"
+    assert f"held by cron, pid {holder.pid}" in host.reason
