@@ -83,43 +83,62 @@ def inventory_files(path: Path) -> list[Path]:
     return [path]
 
 
+@dataclass
+class _Layers:
+    """Settings as read from the files, before they are resolved per host."""
+
+    file_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # host -> its files' vars
+    group_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group -> vars, file order
+    host_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # host -> its entries
+    children: dict[str, list[str]] = field(default_factory=dict)
+    child_refs: list[tuple[LocatedYaml, KeyPath, str]] = field(default_factory=list)
+
+
 def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None = None) -> Inventory:
-    """Load and validate inventory files; raises InventoryError naming file, line and key."""
+    """Load and validate inventory files; raises InventoryError naming file, line and key.
+
+    Groups may be spread over several files (one file may only add ``vars`` to a group another
+    file lists hosts for); a group's vars apply to all its hosts, parents before children.
+    """
     inventory = Inventory()
-    layers: dict[str, list[tuple[LocatedYaml, KeyPath, dict[str, Any]]]] = {}
-    host_order: list[str] = []
-    host_groups: dict[str, list[str]] = {}
+    layers = _Layers()
     for path in [p for given in paths for p in inventory_files(given)]:
         doc = load_located(path)
         inventory.files.append(str(path))
-        _load_file(doc, inventory, layers, host_order, host_groups)
+        _load_file(doc, inventory, layers)
+    for doc, key_path, child in layers.child_refs:
+        if child not in inventory.groups:
+            raise doc.error(key_path, f"unknown child group {child!r}")
+    members: dict[str, list[str]] = {}
+    for group in inventory.groups:
+        members[group] = _expand(group, layers.children, inventory.groups, ())
+    inventory.groups = members
+    depth = {g: _depth(g, layers.children) for g in inventory.groups}
     overrides = dict(overrides or {})
     for key, value in overrides.items():
         try:
             overrides[key] = validate_setting(key, value)
         except SettingError as exc:
             raise InventoryError(str(exc), key=f"--{key.replace('_', '-')}") from None
-    for name in host_order:
+    for name, entries in layers.host_vars.items():
+        groups = sorted((g for g in inventory.groups if name in inventory.groups[g]), key=lambda g: depth[g])
         settings: dict[str, Any] = dict(DEFAULTS)
-        source = ""
-        for doc, _key_path, values in layers[name]:
+        for values in layers.file_vars[name]:
             settings = merge_settings(settings, values)
-            source = str(doc.path)
+        for group in groups:
+            for values in layers.group_vars.get(group, []):
+                settings = merge_settings(settings, values)
+        for values in entries:
+            settings = merge_settings(settings, values)
         settings = merge_settings(settings, overrides)
-        inventory.hosts[name] = HostSpec(name, settings, tuple(host_groups.get(name, [])), source)
+        inventory.hosts[name] = HostSpec(name, settings, tuple(groups), inventory.files[-1])
     if LOCAL_HOST not in inventory.hosts:
         settings = merge_settings(merge_settings(DEFAULTS, {"transport": "local"}), overrides)
         inventory.hosts[LOCAL_HOST] = HostSpec(LOCAL_HOST, settings, (), "built-in")
     return inventory
 
 
-def _load_file(
-    doc: LocatedYaml,
-    inventory: Inventory,
-    layers: dict[str, list[tuple[LocatedYaml, KeyPath, dict[str, Any]]]],
-    host_order: list[str],
-    host_groups: dict[str, list[str]],
-) -> None:
+def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise doc.error((), "an inventory file must be a mapping with 'vars' and 'groups'")
@@ -128,8 +147,6 @@ def _load_file(
             raise doc.error((key,), f"unknown top-level key; expected {' or '.join(sorted(_FILE_KEYS))}")
     file_vars = _settings(doc, ("vars",), data.get("vars"), host_entry=False)
     groups = _mapping(doc, ("groups",), data.get("groups"))
-    children_of: dict[str, list[str]] = {}
-    group_vars: dict[str, dict[str, Any]] = {}
     for group, body in groups.items():
         _check_name(doc, ("groups", group), group)
         body = _mapping(doc, ("groups", group), body)
@@ -143,33 +160,34 @@ def _load_file(
             if not isinstance(body["protected"], bool):
                 raise doc.error(("groups", group, "protected"), "expected true or false")
             inventory.protected_groups.add(group)
-        group_vars[group] = _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
+        layers.group_vars.setdefault(group, []).append(
+            _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
+        )
         children = body.get("children") or []
         if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
             raise doc.error(("groups", group, "children"), "expected a list of group names")
-        children_of[group] = children
-        members = inventory.groups.setdefault(group, [])
+        for index, child in enumerate(children):
+            layers.child_refs.append((doc, ("groups", group, "children", index), child))
+            layers.children.setdefault(group, []).append(child)
+        group_members = inventory.groups.setdefault(group, [])
         hosts = _mapping(doc, ("groups", group, "hosts"), body.get("hosts"))
         for host, host_vars in hosts.items():
             _check_name(doc, ("groups", group, "hosts", host), host)
-            host_vars = _settings(doc, ("groups", group, "hosts", host), host_vars, host_entry=True)
-            if host not in layers:
-                layers[host] = [(doc, ("vars",), dict(file_vars))]
-                host_order.append(host)
-            layers[host].append((doc, ("groups", group, "vars"), dict(group_vars[group])))
-            layers[host].append((doc, ("groups", group, "hosts", host), dict(host_vars)))
-            host_groups.setdefault(host, []).append(group)
-            if host not in members:
-                members.append(host)
-    for group, children in children_of.items():
-        for index, child in enumerate(children):
-            if child not in groups:
-                raise doc.error(("groups", group, "children", index), f"unknown child group {child!r}")
-        for host in _expand(group, children_of, inventory.groups, ()):
-            if host not in inventory.groups[group]:
-                inventory.groups[group].append(host)
-                host_groups.setdefault(host, []).append(group)
-                layers[host].insert(1, (doc, ("groups", group, "vars"), dict(group_vars[group])))
+            entry = _settings(doc, ("groups", group, "hosts", host), host_vars, host_entry=True)
+            if host not in layers.host_vars:
+                layers.host_vars[host] = []
+                layers.file_vars[host] = []
+            if file_vars not in layers.file_vars[host]:
+                layers.file_vars[host].append(file_vars)
+            layers.host_vars[host].append(entry)
+            if host not in group_members:
+                group_members.append(host)
+
+
+def _depth(group: str, children_of: Mapping[str, list[str]]) -> int:
+    """How many ancestors a group has (parents' vars apply before their children's)."""
+    parents = [g for g, kids in children_of.items() if group in kids]
+    return 0 if not parents else 1 + max(_depth(p, children_of) for p in parents)
 
 
 def _expand(

@@ -159,6 +159,12 @@ def open_session(host: HostSpec, inventory: Inventory | None, options: ConnectOp
             f"connection to {host.address}:{host.get('port')} timed out "
             f"after {host.get('connect_timeout'):g}s"
         ) from None
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
+        conn.close()
+        reasons = sorted({(getattr(e, "strerror", None) or str(e)) for e in exc.errors.values()})
+        raise ConnectError(
+            f"cannot connect to {host.address}:{host.get('port')}: {'; '.join(reasons)}"
+        ) from None
     except OSError as exc:
         conn.close()
         reason = exc.strerror or str(exc)

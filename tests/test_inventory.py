@@ -155,3 +155,19 @@ def test_directory_of_files_merges(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("ignored")
     inv = load_inventory([tmp_path])
     assert [h.name for h in inv.select("g1,g2")] == ["h1", "h2"]
+
+
+def test_group_vars_from_another_file_apply_to_its_hosts(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text(
+        "vars: {user: alice}\ngroups:\n  g:\n    hosts:\n      h1: {address: 192.0.2.1}\n"
+    )
+    (tmp_path / "b.yml").write_text("groups:\n  g:\n    vars: {user: bob, settle_seconds: 3}\n")
+    inv = load_inventory([tmp_path / "a.yml", tmp_path / "b.yml"])
+    assert inv.hosts["h1"].get("user") == "bob" and inv.hosts["h1"].get("settle_seconds") == 3.0
+
+
+def test_group_cycle_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("groups:\n  a: {children: [b]}\n  b: {children: [a]}\n")
+    with pytest.raises(InventoryError, match="its own descendant"):
+        load_inventory([path])
