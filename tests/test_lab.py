@@ -215,28 +215,32 @@ def _recorded_pids(lab: Lab) -> list[tuple[int, int]]:
     return [(r[p], r[s]) for r in data["hosts"] for p, s in (("pid", "start"), ("init_pid", "init_start"))]
 
 
-def _assert_gone(lab: Lab, pids: list[tuple[int, int]]) -> None:
+def _assert_gone(lab: Lab, pids: list[tuple[int, int]], prefix: str = "gt") -> None:
     assert not [
         ns
         for ns in subprocess.run(
             ["ip", "netns", "list"], capture_output=True, text=True, check=True
         ).stdout.split()
-        if ns.startswith("gt-")
+        if ns.startswith(f"{prefix}-")
     ]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert not re.search(r"^\d+: gt-", links, re.M)
+    assert not re.search(rf"^\d+: {prefix}-", links, re.M)
     for pid, start in pids:
         assert proc_starttime(pid) != start
     assert not lab.state_path.exists()
 
 
-def test_down_on_half_created_lab(lab: Lab) -> None:
-    """Runs last: breaks the session lab by hand, then tears it down (twice)."""
-    pids = _recorded_pids(lab)
-    rec = lab._record("h02")
-    os.kill(rec["pid"], 9)
-    subprocess.run(["ip", "netns", "del", "gt-h03"], check=True)
+def test_down_on_half_created_lab(tmp_path: Path) -> None:
+    """A lab of its own (the session lab stays up): break it by hand, then tear it down twice."""
+    lab = Lab(tmp_path / "lab", prefix="gd", subnet=3, inventory_path=tmp_path / "inv.yml")
+    try:
+        lab.up(3)
+        pids = _recorded_pids(lab)
+        rec = lab._record("h02")
+        os.kill(rec["pid"], 9)
+        subprocess.run(["ip", "netns", "del", "gd-h03"], check=True)
+    finally:
+        lab.down()
+    _assert_gone(lab, pids, prefix="gd")
     lab.down()
-    _assert_gone(lab, pids)
-    lab.down()
-    _assert_gone(lab, pids)
+    _assert_gone(lab, pids, prefix="gd")
