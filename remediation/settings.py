@@ -22,8 +22,8 @@ DEFAULT_SERVICES: dict[str, dict[str, str]] = {
 
 DEFAULTS: dict[str, Any] = {
     "transport": "ssh",
-    "port": 22,
-    "user": "root",
+    "port": None,  # None: as ssh would (ssh_config's Port, else 22)
+    "user": None,  # None: as ssh would (ssh_config's User, else the local user)
     "key": None,
     "jump": None,
     "known_hosts": "~/.ssh/known_hosts",
@@ -196,8 +196,8 @@ def _services(value: Any) -> dict[str, dict[str, str]]:
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "transport": _choice("ssh", "local"),
     "address": _hostname,
-    "port": _port,
-    "user": _user,
+    "port": lambda v: None if v is None else _port(v),
+    "user": lambda v: None if v is None else _user(v),
     "key": _opt_path,
     "jump": lambda v: None if v is None else _str(v, "a host name from the inventory or user@host:port"),
     "known_hosts": _path,

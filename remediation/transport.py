@@ -105,10 +105,16 @@ def connection_for(
         else:
             gateway = Connection(jump, config=config, connect_timeout=int(settings["connect_timeout"]))
             _harden(gateway, str(settings["known_hosts"]), options)
+    # user and port are passed only when the inventory sets them, so that an ssh_config Host
+    # entry (User, Port, HostName, IdentityFile, ProxyJump) applies as it would for ssh.
+    explicit: dict[str, Any] = {}
+    if settings.get("user"):
+        explicit["user"] = str(settings["user"])
+    if settings.get("port"):
+        explicit["port"] = int(settings["port"])
     conn = Connection(
         host.address,
-        user=str(settings["user"]),
-        port=int(settings["port"]),
+        **explicit,
         config=config,
         connect_timeout=max(1, int(settings["connect_timeout"])),
         connect_kwargs=connect_kwargs,
@@ -142,33 +148,30 @@ def open_session(host: HostSpec, inventory: Inventory | None, options: ConnectOp
     except paramiko.BadHostKeyException as exc:
         conn.close()
         raise HostKeyError(
-            f"host key for {host.address} CHANGED: expected {exc.expected_key.get_name()} "
+            f"host key for {conn.host} CHANGED: expected {exc.expected_key.get_name()} "
             f"{exc.expected_key.fingerprint}, got {exc.key.get_name()} {exc.key.fingerprint}. "
             "Refusing to connect; no command was run. If the host was rebuilt, remove its old "
             "entry from known_hosts after verifying the new key."
         ) from None
     except paramiko.AuthenticationException as exc:
         conn.close()
-        raise ConnectError(f"authentication failed for {host.get('user')}@{host.address}: {exc}") from None
+        raise ConnectError(f"authentication failed for {conn.user}@{conn.host}:{conn.port}: {exc}") from None
     except (paramiko.SSHException, EOFError) as exc:
         conn.close()
-        raise ConnectError(f"SSH handshake with {host.address}:{host.get('port')} failed: {exc}") from None
+        raise ConnectError(f"SSH handshake with {conn.host}:{conn.port} failed: {exc}") from None
     except (TimeoutError, socket.timeout):
         conn.close()
         raise ConnectError(
-            f"connection to {host.address}:{host.get('port')} timed out "
-            f"after {host.get('connect_timeout'):g}s"
+            f"connection to {conn.host}:{conn.port} timed out after {host.get('connect_timeout'):g}s"
         ) from None
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
         conn.close()
         reasons = sorted({(getattr(e, "strerror", None) or str(e)) for e in exc.errors.values()})
-        raise ConnectError(
-            f"cannot connect to {host.address}:{host.get('port')}: {'; '.join(reasons)}"
-        ) from None
+        raise ConnectError(f"cannot connect to {conn.host}:{conn.port}: {'; '.join(reasons)}") from None
     except OSError as exc:
         conn.close()
         reason = exc.strerror or str(exc)
-        raise ConnectError(f"cannot connect to {host.address}:{host.get('port')}: {reason}") from None
+        raise ConnectError(f"cannot connect to {conn.host}:{conn.port}: {reason}") from None
     session: Session = conn
     return session
 

@@ -228,3 +228,36 @@ def test_accept_new_host_keys_records_them(fleet: Lab, tmp_path: Path) -> None:
     # The next run, without the opt-in, trusts exactly the recorded keys.
     code, report, _ = run(lab, tmp_path, "h01,h02", known_hosts=known)
     assert code == 0
+
+
+def test_ssh_config_host_alias_is_honoured(fleet: Lab, tmp_path: Path) -> None:
+    lab = fleet
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        f"Host droplet-a\n  HostName 198.18.2.14\n  User root\n  IdentityFile {lab.key_path}\n"
+    )
+    inventory = tmp_path / "alias.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "vars": {
+                    "known_hosts": str(lab.known_hosts_path),
+                    "python": "/usr/bin/python3",
+                    "app_dir": APP,
+                },
+                "groups": {"aliases": {"hosts": {"droplet-a": None}}},
+            }
+        )
+    )
+    lab.fault("h04", "uw")
+    request = jobs.FleetRequest(
+        hosts="droplet-a",
+        inventory=[inventory],
+        reports=tmp_path / "reports",
+        ssh_config=str(ssh_config),
+        overrides={"settle_seconds": 1},
+    )
+    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
+    report = ReportStore(tmp_path / "reports").load()
+    assert outcomes(report) == {"droplet-a": "healed"}
+    assert report.run_id in lab.path("h04", f"{APP}/logs/guardian.log").read_text()  # it really was h04
