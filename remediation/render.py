@@ -124,7 +124,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     if host.reason:
         head.append(f"\n{clean(host.reason)}")
     timeline = Table(title="timeline", show_edge=False, expand=False)
-    timeline.add_column("when")
+    timeline.add_column("when (UTC)")
     timeline.add_column("what")
     timeline.add_column("result / reason")
     for phase in host.phases:
@@ -134,7 +134,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
         timeline.add_row("", "note", clean(str(note)))
     for action in host.actions:
         timeline.add_row(
-            "",
+            str(action.get("at", ""))[11:19],
             clean(f"{action.get('kind')} {action.get('target')}"),
             clean(f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"),
         )
@@ -166,7 +166,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
 
 
 def _clock(ts: Any) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(float(ts))) if ts else ""
+    return time.strftime("%H:%M:%S", time.gmtime(float(ts))) if ts else ""
 
 
 def to_text(renderable: RenderableType, width: int = 120) -> str:

@@ -261,3 +261,64 @@ def test_ssh_config_host_alias_is_honoured(fleet: Lab, tmp_path: Path) -> None:
     report = ReportStore(tmp_path / "reports").load()
     assert outcomes(report) == {"droplet-a": "healed"}
     assert report.run_id in lab.path("h04", f"{APP}/logs/guardian.log").read_text()  # it really was h04
+
+
+def test_ctrl_c_writes_a_complete_report_and_frees_the_host(fleet: Lab, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lab = fleet
+    lab.fault("h04", "hang")
+    guardian = Path(sys.executable).parent / "guardian"
+    proc = subprocess.Popen(
+        [
+            str(guardian),
+            "premarket",
+            "--hosts",
+            "h04,h05",
+            "--inventory",
+            str(lab.inventory_path),
+            "--reports",
+            str(tmp_path / "reports"),
+            "--ssh-config",
+            "",
+            "--check-timeout",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait until the check is hanging on h04
+            if lab.exec("h04", ["pgrep", "-f", "pre_market_health_check"], check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    report = ReportStore(tmp_path / "reports").load()
+    assert report.interrupted and report.complete
+    assert outcomes(report) == {"h04": "interrupted", "h05": "healthy"}
+    # The runner on h04 noticed the controller was gone: it killed the check and let go of the lock.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (
+            lab.exec(
+                "h04", ["pgrep", "-f", "pre_market_health_check|Guardian on-host runner"], check=False
+            ).returncode
+            == 1
+        ):
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("the on-host runner or its check is still running after Ctrl-C")
+    assert "controller disconnected" in lab.path("h04", f"{APP}/logs/guardian.log").read_text()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .signatures import MAX_LINE_CHARS, Signature, SignatureMatch, SignatureScanner
+from .watch import ControllerGone, ControllerWatch
 
 TAIL_BYTES = 64 * 1024
 
@@ -53,6 +54,7 @@ def run_check(
     timeout: float,
     signatures: List[Signature],
     log_path: Optional[str],
+    watch: Optional[ControllerWatch] = None,
 ) -> CheckRun:
     """Run ``argv`` in ``cwd``; kill its whole process group if it outlives ``timeout``."""
     started = time.monotonic()
@@ -92,7 +94,10 @@ def run_check(
             if remaining <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select([out_fd], [], [], min(remaining, 1.0))
+            ready, _, _ = select.select([out_fd], [], [], min(remaining, 0.5))
+            if watch is not None and watch.gone():
+                _kill_group(proc)
+                raise ControllerGone("the controller disconnected during the health check")
             if not ready:
                 continue
             chunk = os.read(out_fd, 1 << 16)

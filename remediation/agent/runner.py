@@ -26,6 +26,7 @@ from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, make_manager
 from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome
 from .signatures import RuleError, load_signatures
+from .watch import ControllerGone, ControllerWatch
 
 Emit = Callable[[Dict[str, Any]], None]
 ALERT_GLOB_SUFFIX = ".txt"
@@ -86,6 +87,7 @@ class Runner:
         self.run_id = str(config.get("run_id", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
         self.record: Dict[str, Any] = {}
         self.created_files: List[str] = []
+        self.watch = ControllerWatch()
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -135,6 +137,9 @@ class Runner:
         except HostBusy as busy:
             record["busy_holder"] = busy.holder
             return self.finish("busy", str(busy))
+        except ControllerGone as exc:
+            self.log.write(f"Stopping: {exc}; the host lock is released")
+            return self.finish("interrupted", str(exc), emit=False)
 
     def _locked_sequence(self) -> Dict[str, Any]:
         record = self.record
@@ -192,6 +197,7 @@ class Runner:
             timeout=float(self.config.get("check_timeout", 60)),
             signatures=self.signatures,
             log_path=None if self.dry_run else log_path,
+            watch=self.watch,
         )
 
     def _lock_verdicts(self) -> List[LockVerdict]:
@@ -209,8 +215,14 @@ class Runner:
         by_name = {v.lock.name: v for v in verdicts}
         restarted: Dict[str, Optional[int]] = {}
         for action in plan.actions:
+            self.watch.check()
             started = time.monotonic()
-            result: Dict[str, Any] = {"kind": action.kind, "target": action.target, "reason": action.reason}
+            result: Dict[str, Any] = {
+                "kind": action.kind,
+                "target": action.target,
+                "reason": action.reason,
+                "at": _now_iso(),
+            }
             try:
                 if action.kind == "remove_lock":
                     verdict = by_name[action.target]
@@ -241,7 +253,7 @@ class Runner:
         settle = plan.settle_seconds
         self.phase("settle")
         self.log.write(f"Waiting {settle:g}s for stabilization")
-        time.sleep(max(0.0, settle))
+        self.watch.sleep(max(0.0, settle))
         for service, new_pid in restarted.items():
             self._confirm(service, new_pid)
         self.phase("verify")
@@ -264,7 +276,7 @@ class Runner:
             state = self._status(spec)
             if state.running and state.pid is not None and state.pid != before.pid:
                 return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
-            time.sleep(0.2)
+            self.watch.sleep(0.2)
         raise ManagerError(
             f"{action.target} did not come back with a new pid within the restart timeout "
             f"(before: {before.state} pid {before.pid}; now: {state.state} pid {state.pid})"
@@ -318,7 +330,7 @@ class Runner:
 
     # -- end --------------------------------------------------------------------------------
 
-    def finish(self, outcome: str, reason: str) -> Dict[str, Any]:
+    def finish(self, outcome: str, reason: str, *, emit: bool = True) -> Dict[str, Any]:
         record = self.record
         record.update(
             outcome=outcome,
@@ -329,6 +341,8 @@ class Runner:
         self.log.write(f"Run {self.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
         if not self.dry_run and os.path.isdir(self.app_dir):
             self._write_journal()
+        if not emit:
+            return record
         self.emit({"event": "result", **{k: v for k, v in record.items() if k != "files"}})
         if not self.dry_run and bool(self.config.get("collect", True)) and os.path.isdir(self.logs_dir):
             self.phase("collect")
