@@ -67,16 +67,24 @@ def fault(c: Any, host: str, kind: str, workdir: str | None = None) -> None:
 
 
 def _print_status(lab: Any, console: Console) -> None:
-    table = Table(title="lab fleet")
     rows = lab.status()
     if not rows:
         console.print("no lab hosts (run `invoke lab.up`)")
         return
-    fields = list(vars(rows[0]).keys()) if hasattr(rows[0], "__dict__") else list(rows[0]._fields)
-    for name in fields:
-        table.add_column(name)
+    table = Table(title=f"lab fleet ({lab.inventory_path})")
+    for column in ("host", "address", "manager", "sshd", "manager up", "uw-daemon", "trading-bot", "ok"):
+        table.add_column(column)
     for row in rows:
-        table.add_row(*(str(getattr(row, name)) for name in fields))
+        table.add_row(
+            row.name,
+            row.address,
+            row.manager,
+            "up" if row.sshd else "DOWN",
+            "yes" if row.manager_running else "NO",
+            str(row.daemons.get("uw-daemon") or "-"),
+            str(row.daemons.get("trading-bot") or "-"),
+            "[green]ok[/]" if row.ok else "[red]no[/]",
+        )
     console.print(table)
 
 

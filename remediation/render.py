@@ -127,24 +127,8 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     timeline.add_column("when (UTC)")
     timeline.add_column("what")
     timeline.add_column("result / reason")
-    for phase in host.phases:
-        timeline.add_row(_clock(phase.get("t")), f"phase {phase.get('phase')}", "")
-    timeline.add_row("", f"check before: {_state(host.before)}", clean(", ".join(host.matched_signatures)))
-    for note in (host.plan or {}).get("notes", []):
-        timeline.add_row("", "note", clean(str(note)))
-    for action in host.actions:
-        timeline.add_row(
-            str(action.get("at", ""))[11:19],
-            clean(f"{action.get('kind')} {action.get('target')}"),
-            clean(f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"),
-        )
-    if not host.actions and host.plan:
-        for action in host.plan.get("actions", []):
-            timeline.add_row(
-                "", clean(f"(planned) {action['kind']} {action['target']}"), clean(action["reason"])
-            )
-    if host.after:
-        timeline.add_row("", f"check after: {_state(host.after)}", "")
+    for _, when, what, detail in _timeline_rows(host):
+        timeline.add_row(_clock(when), clean(what), clean(detail))
     parts: list[RenderableType] = [head, timeline]
     for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
         if check and check.get("tail"):
@@ -163,6 +147,38 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     for warning in host.warnings:
         parts.append(Text(f"warning: {clean(warning)}", style="yellow"))
     return Group(*parts)
+
+
+def _timeline_rows(host: HostReport) -> list[tuple[float, float | None, str, str]]:
+    """Phases, check results, notes and actions in the order they happened."""
+    phase_t = {str(p.get("phase")): float(p.get("t", 0)) for p in host.phases}
+    check_t = phase_t.get("check", 0.0)
+    rows: list[tuple[float, float | None, str, str]] = [
+        (float(p.get("t", 0)), float(p.get("t", 0)), f"phase {p.get('phase')}", "") for p in host.phases
+    ]
+    if host.before:
+        rows.append(
+            (
+                check_t + 0.0001,
+                None,
+                f"check before: {_state(host.before)}",
+                ", ".join(host.matched_signatures),
+            )
+        )
+    for note in (host.plan or {}).get("notes", []):
+        rows.append((check_t + 0.0002, None, "note", str(note)))
+    for action in host.actions:
+        t = float(action.get("t", check_t + 0.0003))
+        result = f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"
+        rows.append((t, t, f"{action.get('kind')} {action.get('target')}", result))
+    if not host.actions and host.plan:
+        for action in host.plan.get("actions", []):
+            rows.append(
+                (check_t + 0.0003, None, f"(planned) {action['kind']} {action['target']}", action["reason"])
+            )
+    if host.after:
+        rows.append((phase_t.get("verify", check_t) + 0.0001, None, f"check after: {_state(host.after)}", ""))
+    return sorted(rows, key=lambda row: row[0])
 
 
 def _clock(ts: Any) -> str:

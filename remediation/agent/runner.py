@@ -222,6 +222,7 @@ class Runner:
                 "target": action.target,
                 "reason": action.reason,
                 "at": _now_iso(),
+                "t": round(time.time(), 3),
             }
             try:
                 if action.kind == "remove_lock":
