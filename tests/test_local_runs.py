@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,17 @@ def test_busy_host_is_reported_with_holder(tmp_path: Path, app: Path) -> None:
     host = latest(tmp_path).hosts[0]
     assert code == 2 and host.outcome == "busy"
     assert f"held by cron, pid {holder.pid}" in host.reason
+
+
+def test_host_deadline_cuts_off_a_host_and_says_so(tmp_path: Path, app: Path) -> None:
+    (app / "state" / "hang").write_text("")
+    code, _ = run(tmp_path, app, check_timeout=60, host_deadline=2)
+    host = latest(tmp_path).hosts[0]
+    assert code == 2 and host.outcome == "failed"
+    assert "deadline of 2s exceeded" in host.reason
+    assert host.duration < 15
+    # The runner was killed; the hanging check it started must not outlive it.
+    deadline = time.monotonic() + 5
+    while subprocess.run(["pgrep", "-f", str(app / "pre_market_health_check.py")]).returncode == 0:
+        assert time.monotonic() < deadline, "orphaned health check left running"
+        time.sleep(0.1)

@@ -75,6 +75,7 @@ def run_check(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     except OSError as exc:
@@ -143,6 +144,18 @@ def run_check(
         tail=bytes(tail).decode("utf-8", errors="replace"),
         matches=scanner.matched(),
     )
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGKILL it if the runner dies (even by SIGKILL), so a killed
+    runner never leaves an orphaned, hanging health check behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
