@@ -36,6 +36,8 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(_SOURCES[module.__name__], "<guardian:" + module.__name__ + ">", "exec"),
              module.__dict__)
 sys.meta_path.insert(0, _Finder())
+import {package}
+{package}.BUNDLE_DIGEST = {digest!r}
 from {package}.runner import main
 _CONFIG = {config}
 sys.exit(main(sys.argv[1:], config=_CONFIG))

@@ -128,6 +128,84 @@ def premarket(
     return jobs.premarket(request)
 
 
+_DEPLOY_HELP = {
+    key: _FLEET_HELP[key]
+    for key in ("hosts", "inventory", "forks", "accept_new_host_keys", "ssh_config", "reports", "json")
+}
+
+
+@task(
+    help={
+        **_DEPLOY_HELP,
+        "dry_run": "show per host what would change (crontab diff, files, modes); change nothing",
+        "remove": "take Guardian's crontab block and installed files out again",
+    },
+    iterable=["inventory"],
+)
+@_guard
+def deploy(
+    c: Any,
+    hosts: str,
+    inventory: list[str] | None = None,
+    dry_run: bool = False,
+    remove: bool = False,
+    forks: int = 32,
+    accept_new_host_keys: bool = False,
+    ssh_config: str = "~/.ssh/config",
+    reports: str = "reports",
+    json: bool = False,
+) -> int:
+    """Install the on-host runner, crontab block, permissions and log rotation, so hosts heal themselves."""
+    request = _request(
+        hosts,
+        inventory or [],
+        [],
+        dry_run,
+        forks,
+        None,
+        None,
+        None,
+        None,
+        accept_new_host_keys,
+        ssh_config,
+        reports,
+        json,
+    )
+    request.remove = remove
+    return jobs.deploy(request)
+
+
+@task(help=_DEPLOY_HELP, iterable=["inventory"])
+@_guard
+def collect(
+    c: Any,
+    hosts: str,
+    inventory: list[str] | None = None,
+    forks: int = 32,
+    accept_new_host_keys: bool = False,
+    ssh_config: str = "~/.ssh/config",
+    reports: str = "reports",
+    json: bool = False,
+) -> int:
+    """Bring home each host's logs, alert files and cron-run journals without running any check."""
+    request = _request(
+        hosts,
+        inventory or [],
+        [],
+        False,
+        forks,
+        None,
+        None,
+        None,
+        None,
+        accept_new_host_keys,
+        ssh_config,
+        reports,
+        json,
+    )
+    return jobs.collect(request)
+
+
 @task(
     help={
         "run": "run id (default: the latest run)",
@@ -154,7 +232,7 @@ def _num(value: Any) -> float | None:
 def build_namespace() -> Collection:
     from . import labtasks
 
-    namespace = Collection(premarket, report)
+    namespace = Collection(premarket, deploy, collect, report)
     namespace.add_collection(labtasks.lab)
     return namespace
 

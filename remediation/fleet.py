@@ -54,13 +54,8 @@ def run_fleet(
             store.save(report, summary=summarize(report) if summarize and final else None)
 
     save()
-    runs = {
-        h.name: HostRun(h, inventory, job, connect, store, progress or (lambda host, phase: None))
-        for h in hosts
-    }
-    pool = ThreadPoolExecutor(
-        max_workers=max(1, min(forks, len(hosts) or 1)), thread_name_prefix="guardian-host"
-    )
+    runs = {h.name: HostRun(h, inventory, job, connect, store, progress or (lambda host, phase: None)) for h in hosts}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts) or 1)), thread_name_prefix="guardian-host")
     futures: dict[Future[HostReport], str] = {pool.submit(run.run): name for name, run in runs.items()}
     pending = set(futures)
     try:

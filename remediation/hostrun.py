@@ -57,6 +57,8 @@ class JobOptions:
     only: tuple[str, ...] = ()
     signatures: Sequence[dict[str, Any]] = field(default_factory=list)
     check: str | None = None  # overrides the host's check script (--check)
+    action: str = "run"  # "run" (premarket/recover), "deploy" or "collect"
+    remove: bool = False  # deploy --remove
 
 
 def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
     if job.check:
         config["check"] = job.check
     config.update(
+        action=job.action,
         host=host.name,
         run_id=job.run_id,
         runner="laptop",
@@ -73,6 +76,15 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
         only=list(job.only),
         signatures=list(job.signatures),
     )
+    if job.action == "deploy":
+        cron_config = {k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action")}
+        cron_config["runner"] = "cron"
+        config.update(
+            remove=job.remove,
+            schedules=list(host.get("schedules")),
+            runner_source=build_runner(None),
+            cron_config=cron_config,
+        )
     return config
 
 
@@ -174,8 +186,7 @@ class HostRun:
         except CommandTimedOut:
             self._set(
                 "failed",
-                f"host deadline of {self.host.get('host_deadline'):g}s exceeded; "
-                "the run on the host was cut off",
+                f"host deadline of {self.host.get('host_deadline'):g}s exceeded; the run on the host was cut off",
             )
         except GuardianError as exc:
             self._set("failed", str(exc))
@@ -258,6 +269,9 @@ class HostRun:
             report.busy_holder = event.get("busy_holder")
             report.runner = str(event.get("runner", "laptop"))
             report.warnings += [str(w) for w in event.get("warnings", [])]
+            report.changes = list(event.get("changes", []))
+            report.preflight = list(event.get("preflight", []))
+            report.cron_runs = list(event.get("cron_runs", []))
             if report.before is None and event.get("before"):
                 report.before = event["before"]
         elif kind == "file":

@@ -210,7 +210,7 @@ def _settings(doc: LocatedYaml, key_path: KeyPath, value: Any, *, host_entry: bo
         try:
             result[key] = validate_setting(key, raw)
         except SettingError as exc:
-            sub = tuple(exc.key.split(".")) if exc.key else ()
+            sub = tuple(int(p) if p.isdigit() else p for p in exc.key.split(".")) if exc.key else ()
             raise doc.error((*key_path, key, *sub), str(exc)) from None
     return result
 

@@ -44,6 +44,7 @@ class FleetRequest:
     force: bool = False
     only: Sequence[str] = ()
     json_output: bool = False
+    remove: bool = False  # deploy --remove
 
 
 def select_hosts(request: FleetRequest) -> tuple[Inventory, list[HostSpec]]:
@@ -55,7 +56,7 @@ def select_hosts(request: FleetRequest) -> tuple[Inventory, list[HostSpec]]:
     return inventory, hosts
 
 
-def run_job(request: FleetRequest, *, command: str, console: Console) -> RunReport:
+def run_job(request: FleetRequest, *, command: str, console: Console, action: str = "run") -> RunReport:
     """Check, heal, verify and collect on every selected host; returns the saved report."""
     for item in request.only:
         if item not in ONLY_CHOICES:
@@ -72,6 +73,8 @@ def run_job(request: FleetRequest, *, command: str, console: Console) -> RunRepo
         only=tuple(request.only),
         signatures=rules_data(signatures),
         check=request.check,
+        action=action,
+        remove=request.remove,
     )
     store = ReportStore(request.reports)
     progress = ProgressView(console, [h.name for h in hosts])
@@ -85,6 +88,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console) -> RunRepo
         "inventory": [str(p) for p in request.inventory],
         "rules": [str(p) for p in request.rules],
         "overrides": {k: v for k, v in request.overrides.items() if v is not None},
+        "remove": request.remove,
     }
     with progress.running():
         report = run_fleet(
@@ -101,17 +105,29 @@ def run_job(request: FleetRequest, *, command: str, console: Console) -> RunRepo
     return report
 
 
-def premarket(request: FleetRequest, *, command: str = "premarket", console: Console | None = None) -> int:
+def premarket(
+    request: FleetRequest, *, command: str = "premarket", console: Console | None = None, action: str = "run"
+) -> int:
     """Run the job and print the recap (or JSON). Returns the documented exit code."""
     console = console or Console()
     quiet = Console(quiet=True) if request.json_output else console
-    report = run_job(request, command=command, console=quiet)
+    report = run_job(request, command=command, console=quiet, action=action)
     store = ReportStore(request.reports)
     if request.json_output:
         console.print_json(json.dumps(report.to_dict(), default=str))
     else:
         console.print(run_view(report, str(store.run_dir(report.run_id))))
     return 130 if report.interrupted else int(report.exit_code or 0)
+
+
+def deploy(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Install the runner, its config, logrotate rule, permissions and crontab block on each host."""
+    return premarket(request, command="deploy", console=console, action="deploy")
+
+
+def collect(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Bring each host's logs, alert files and cron-run journals home; run no check."""
+    return premarket(request, command="collect", console=console, action="collect")
 
 
 def show_report(

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
 
 OUTCOME_STYLE = {
@@ -37,10 +38,14 @@ OUTCOME_STYLE = {
     "unreachable": "bold red reverse",
     "host-key-rejected": "bold red reverse",
     "pending": "dim",
+    "changed": "bold green",
+    "unchanged": "green",
+    "would-change": "yellow",
+    "removed": "bold green",
+    "preflight-failed": "bold red",
+    "collected": "green",
 }
-EXIT_CODES_HELP = (
-    "exit 0: all healthy or healed; 2: a host still degraded/unhealthy/unexpected; 4: a host unreachable"
-)
+EXIT_CODES_HELP = "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -66,9 +71,7 @@ def action_summary(action: dict[str, Any]) -> str:
 
 
 def recap_table(report: RunReport) -> Table:
-    title = f"Guardian {report.command} {report.run_id}" + (
-        " (dry run)" if report.options.get("dry_run") else ""
-    )
+    title = f"Guardian {report.command} {report.run_id}" + (" (dry run)" if report.options.get("dry_run") else "")
     table = Table(title=title, expand=False)
     table.add_column("host", style="bold")
     table.add_column("before")
@@ -94,18 +97,63 @@ def recap_table(report: RunReport) -> Table:
     return table
 
 
+def deploy_table(report: RunReport) -> Table:
+    title = f"Guardian deploy {report.run_id}" + (" (dry run)" if report.options.get("dry_run") else "")
+    table = Table(title=title)
+    for column in ("host", "outcome", "changes", "pre-flight", "time"):
+        table.add_column(column)
+    for host in report.hosts:
+        changed = [c for c in host.changes if c.get("action") != "unchanged"]
+        changes = "\n".join(f"{c['action']} {c['item']}" for c in changed) or ("-" if host.changes else "")
+        failed = [f"{c['check']}: {c['detail']}" for c in host.preflight if not c.get("ok")]
+        preflight = "\n".join(failed) if failed else ("ok" if host.preflight else "")
+        table.add_row(host.host, outcome_text(host.outcome), clean(changes), clean(preflight), f"{host.duration:.1f}s")
+    return table
+
+
+def diffs_block(report: RunReport) -> RenderableType:
+    """The crontab and config diffs of a deploy, per host."""
+    text = Text()
+    for host in report.hosts:
+        for change in host.changes:
+            if change.get("diff"):
+                text.append(f"{host.host}: {change['item']}\n", style="bold")
+                for line in str(change["diff"]).splitlines():
+                    style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+                    text.append(clean(line) + "\n", style=style)
+    return text
+
+
+def collect_table(report: RunReport) -> Table:
+    table = Table(title=f"Guardian collect {report.run_id}")
+    for column in ("host", "outcome", "cron runs", "last cron run", "files"):
+        table.add_column(column)
+    for host in report.hosts:
+        last = host.cron_runs[0] if host.cron_runs else None
+        last_text = f"{last['run_id']}: {last['outcome']}" if last else "-"
+        table.add_row(
+            host.host, outcome_text(host.outcome), str(len(host.cron_runs)), clean(last_text), str(len(host.files))
+        )
+    return table
+
+
 def reasons_block(report: RunReport) -> RenderableType:
     """One line per host that is not ok, saying why (unreachable, busy, ...)."""
     lines = Text()
     for host in report.hosts:
-        if host.outcome not in ("healthy", "healed") and host.reason:
+        if host.outcome not in OK_OUTCOMES and host.reason:
             lines.append(f"{host.host}: ", style="bold")
             lines.append(clean(host.reason) + "\n")
     return lines
 
 
 def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
-    parts: list[RenderableType] = [recap_table(report), reasons_block(report)]
+    if report.command == "deploy":
+        parts: list[RenderableType] = [deploy_table(report), diffs_block(report), reasons_block(report)]
+    elif report.command == "collect":
+        parts = [collect_table(report), reasons_block(report)]
+    else:
+        parts = [recap_table(report), reasons_block(report)]
     footer = f"exit code {report.exit_code} ({EXIT_CODES_HELP})"
     if report.interrupted:
         footer = "INTERRUPTED by the operator; unfinished hosts are marked interrupted. " + footer
@@ -142,6 +190,15 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
         for f in host.files:
             files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256[:16])
         parts.append(files)
+    if host.cron_runs:
+        runs = Table(title="cron runs on the host (newest first)", show_edge=False)
+        runs.add_column("run")
+        runs.add_column("outcome")
+        runs.add_column("actions")
+        for run in host.cron_runs:
+            actions = ", ".join(f"{a.get('kind')} {a.get('target')}: {a.get('result')}" for a in run.get("actions", []))
+            runs.add_row(str(run.get("run_id")), outcome_text(str(run.get("outcome"))), clean(actions or "-"))
+        parts.append(runs)
     if host.busy_holder:
         parts.append(Text(f"lock holder: {host.busy_holder}"))
     for warning in host.warnings:
@@ -173,9 +230,7 @@ def _timeline_rows(host: HostReport) -> list[tuple[float, float | None, str, str
         rows.append((t, t, f"{action.get('kind')} {action.get('target')}", result))
     if not host.actions and host.plan:
         for action in host.plan.get("actions", []):
-            rows.append(
-                (check_t + 0.0003, None, f"(planned) {action['kind']} {action['target']}", action["reason"])
-            )
+            rows.append((check_t + 0.0003, None, f"(planned) {action['kind']} {action['target']}", action["reason"]))
     if host.after:
         rows.append((phase_t.get("verify", check_t) + 0.0001, None, f"check after: {_state(host.after)}", ""))
     return sorted(rows, key=lambda row: row[0])

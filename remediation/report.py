@@ -65,6 +65,9 @@ class HostReport:
     runner: str = "laptop"
     remote_version: str = ""
     warnings: list[str] = field(default_factory=list)
+    preflight: list[dict[str, Any]] = field(default_factory=list)  # deploy
+    changes: list[dict[str, Any]] = field(default_factory=list)  # deploy
+    cron_runs: list[dict[str, Any]] = field(default_factory=list)  # journals of cron runs on the host
 
     @property
     def matched_signatures(self) -> list[str]:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .agent.cronblock import ScheduleError, check_cron_safe, validate_schedule
 from .agent.managers import MANAGERS
 from .agent.signatures import RuleError, validate_name
 
@@ -45,6 +46,21 @@ DEFAULTS: dict[str, Any] = {
     "collect_max_bytes": 1 << 20,
     "alert_keep": 20,
     "protected": False,
+    # deploy: what cron runs on the host (UTC on the seed's droplets: 14:15 UTC = 9:15 ET)
+    "schedules": [
+        {
+            "name": "pre_market",
+            "schedule": "15 14 * * 1-5",
+            "check": "pre_market_health_check.py",
+            "log": "logs/pre_market.log",
+        },
+        {
+            "name": "friday_eow_audit",
+            "schedule": "30 20 * * 5",
+            "check": "friday_eow_audit.py",
+            "log": "logs/friday_eow_audit.log",
+        },
+    ],
 }
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:_-]{0,252})$")
@@ -152,9 +168,7 @@ def _manager_options(value: Any) -> dict[str, Any]:
         kind = _OPTION_KEYS.get(key)
         try:
             if kind is None:
-                raise SettingError(
-                    f"unknown manager option; expected one of {', '.join(sorted(_OPTION_KEYS))}"
-                )
+                raise SettingError(f"unknown manager option; expected one of {', '.join(sorted(_OPTION_KEYS))}")
             if kind == "program":
                 result[key] = _program(raw)
             elif kind == "path":
@@ -193,6 +207,27 @@ def _services(value: Any) -> dict[str, dict[str, str]]:
     return result
 
 
+def _schedules(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        raise SettingError("expected a list of {name, schedule, check, log}")
+    result = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise SettingError("expected a mapping with name, schedule, check and log", key=str(index))
+        unknown = sorted(set(entry) - {"name", "schedule", "check", "log"})
+        if unknown:
+            raise SettingError("unknown key; expected name, schedule, check, log", key=f"{index}.{unknown[0]}")
+        try:
+            name = validate_name(entry.get("name"), "name")
+            schedule = validate_schedule(entry.get("schedule", ""))
+            check = check_cron_safe(_path(entry.get("check")), "check script")
+            log = check_cron_safe(_path(entry.get("log", f"logs/{name}.log")), "log file")
+        except (RuleError, ScheduleError, SettingError) as exc:
+            raise SettingError(str(exc), key=str(index)) from None
+        result.append({"name": name, "schedule": schedule, "check": check, "log": log})
+    return result
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "transport": _choice("ssh", "local"),
     "address": _hostname,
@@ -219,6 +254,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "collect_max_bytes": _count,
     "alert_keep": _count,
     "protected": _bool,
+    "schedules": _schedules,
 }
 
 

@@ -178,8 +178,9 @@ def test_kill_is_healed_by_supervisor(supervised):
     pid = daemon_pid(supervised, "uw_daemon.json")
     fault(supervised, "kill")
     wait_for(lambda: not alive(pid))
-    new = wait_for(lambda: (daemon_pid(supervised, "uw_daemon.json") or pid) != pid
-                   and daemon_pid(supervised, "uw_daemon.json"))
+    new = wait_for(
+        lambda: (daemon_pid(supervised, "uw_daemon.json") or pid) != pid and daemon_pid(supervised, "uw_daemon.json")
+    )
     assert new != pid
     wait_for(lambda: check(supervised).returncode == 0)
 
@@ -196,8 +197,7 @@ def test_sigterm_restart_heals_uw(supervised):
 
 def test_hang_fault(supervised):
     fault(supervised, "hang")
-    proc = subprocess.Popen([PY, "pre_market_health_check.py"], cwd=supervised,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([PY, "pre_market_health_check.py"], cwd=supervised, stdout=subprocess.PIPE, text=True)
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=3)
@@ -235,15 +235,20 @@ def free_port():
 
 
 def pc(app, *args):
-    return subprocess.run([PY, str(app / "bin" / "process-compose"), *args], cwd=app,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [PY, str(app / "bin" / "process-compose"), *args], cwd=app, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_process_compose_stand_in(app):
     port = str(free_port())
-    server = subprocess.Popen([PY, str(app / "bin" / "process-compose"), "up", "-f", "process-compose.yaml",
-                               "-t=false", "-p", port], cwd=app, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [PY, str(app / "bin" / "process-compose"), "up", "-f", "process-compose.yaml", "-t=false", "-p", port],
+        cwd=app,
+        stdin=subprocess.DEVNULL,
+    )
     try:
+
         def running():
             res = pc(app, "process", "list", "-o", "json", "-p", port)
             if res.returncode != 0:
@@ -260,8 +265,12 @@ def test_process_compose_stand_in(app):
 
         # kill is not auto-healed (restart: "no"); `process restart` heals it
         fault(app, "kill")
-        wait_for(lambda: json.loads(pc(app, "process", "get", "uw-daemon", "-o", "json", "-p", port).stdout)[0]
-                 ["status"] == "Completed")
+        wait_for(
+            lambda: (
+                json.loads(pc(app, "process", "get", "uw-daemon", "-o", "json", "-p", port).stdout)[0]["status"]
+                == "Completed"
+            )
+        )
         res = check(app)
         assert res.returncode == 2
         assert "[FAIL] UW flow daemon not running: socket failed (no process)" in res.stdout
@@ -288,13 +297,18 @@ def test_process_compose_stand_in(app):
 
 def test_process_compose_unix_socket(app, tmp_path):
     sock = str(tmp_path / "pc.sock")
-    server = subprocess.Popen([PY, str(app / "bin" / "process-compose"), "up", "-f", "process-compose.yaml",
-                               "-t=false", "-U", "-u", sock], cwd=app, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [PY, str(app / "bin" / "process-compose"), "up", "-f", "process-compose.yaml", "-t=false", "-U", "-u", sock],
+        cwd=app,
+        stdin=subprocess.DEVNULL,
+    )
     try:
-        res = wait_for(lambda: (lambda r: r if r.returncode == 0 and "uw-daemon" in r.stdout else None)(
-            pc(app, "process", "list", "-o", "wide", "-U", "-u", sock)))
-        assert res.stdout.split()[:8] == ["PID", "NAME", "NAMESPACE", "STATUS", "AGE", "HEALTH",
-                                          "RESTARTS", "EXITCODE"]
+        res = wait_for(
+            lambda: (lambda r: r if r.returncode == 0 and "uw-daemon" in r.stdout else None)(
+                pc(app, "process", "list", "-o", "wide", "-U", "-u", sock)
+            )
+        )
+        assert res.stdout.split()[:8] == ["PID", "NAME", "NAMESPACE", "STATUS", "AGE", "HEALTH", "RESTARTS", "EXITCODE"]
     finally:
         stop_pid(server.pid)
         server.wait(timeout=10)

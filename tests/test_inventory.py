@@ -158,9 +158,7 @@ def test_directory_of_files_merges(tmp_path: Path) -> None:
 
 
 def test_group_vars_from_another_file_apply_to_its_hosts(tmp_path: Path) -> None:
-    (tmp_path / "a.yml").write_text(
-        "vars: {user: alice}\ngroups:\n  g:\n    hosts:\n      h1: {address: 192.0.2.1}\n"
-    )
+    (tmp_path / "a.yml").write_text("vars: {user: alice}\ngroups:\n  g:\n    hosts:\n      h1: {address: 192.0.2.1}\n")
     (tmp_path / "b.yml").write_text("groups:\n  g:\n    vars: {user: bob, settle_seconds: 3}\n")
     inv = load_inventory([tmp_path / "a.yml", tmp_path / "b.yml"])
     assert inv.hosts["h1"].get("user") == "bob" and inv.hosts["h1"].get("settle_seconds") == 3.0

@@ -21,9 +21,7 @@ pytestmark = pytest.mark.lab
 HEALTH = ["/usr/bin/python3", "/root/stock-bot/pre_market_health_check.py"]
 
 
-def ssh(
-    lab: Lab, address: str, *command: str, known_hosts: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def ssh(lab: Lab, address: str, *command: str, known_hosts: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             "ssh",
@@ -218,9 +216,7 @@ def _recorded_pids(lab: Lab) -> list[tuple[int, int]]:
 def _assert_gone(lab: Lab, pids: list[tuple[int, int]], prefix: str = "gt") -> None:
     assert not [
         ns
-        for ns in subprocess.run(
-            ["ip", "netns", "list"], capture_output=True, text=True, check=True
-        ).stdout.split()
+        for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
         if ns.startswith(f"{prefix}-")
     ]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout

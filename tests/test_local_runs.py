@@ -110,16 +110,12 @@ def test_stale_lock_is_cleared_and_host_healed_with_seed_logs(tmp_path: Path, ap
     host = report.hosts[0]
     assert code == 0 and host.outcome == "healed", host.reason
     assert host.before["exit_code"] == 1 and host.after["exit_code"] == 0
-    assert [(a["kind"], a["target"], a["result"]) for a in host.actions] == [
-        ("remove_lock", "metadata.lock", "ok")
-    ]
+    assert [(a["kind"], a["target"], a["result"]) for a in host.actions] == [("remove_lock", "metadata.lock", "ok")]
     assert not (app / "state" / "metadata.lock").exists()
     assert (app / "state" / "live.lock").exists()
     logs = app / "logs"
     assert (logs / "guardian.log").read_text().count("Cleared stale lock metadata.lock") == 1
-    assert (
-        "stale lock state/metadata.lock" in (logs / "guardian_pre_market_health_check_output.log").read_text()
-    )
+    assert "stale lock state/metadata.lock" in (logs / "guardian_pre_market_health_check_output.log").read_text()
     assert "RESULT: HEALTHY" in (logs / "guardian_retry_pre_market_health_check.log").read_text()
     run_dir = tmp_path / "reports" / report.run_id
     collected = {f.name: f for f in host.files}

@@ -38,9 +38,7 @@ def test_supervisor_not_running(name: str, program: str, state: str) -> None:
     assert (parsed.running, parsed.pid, parsed.state) == (False, None, state)
 
 
-@pytest.mark.parametrize(
-    "name", ["supervisor/status_no_such_process.txt", "supervisor/status_socket_missing.txt"]
-)
+@pytest.mark.parametrize("name", ["supervisor/status_no_such_process.txt", "supervisor/status_socket_missing.txt"])
 def test_supervisor_errors(name: str) -> None:
     with pytest.raises(ManagerError):
         parse_supervisor_status(fixture(name), "nosuch")

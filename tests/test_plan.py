@@ -25,9 +25,7 @@ def lock(
 
 def plan_for(output: str, exit_code: int, locks: list[LockVerdict] | None = None, **kw: object):  # type: ignore[no-untyped-def]
     rules = load_rules()
-    return decide(
-        check_state(exit_code), classify(output, rules), locks or [], rules, SERVICES, settle_seconds=5, **kw
-    )  # type: ignore[arg-type]
+    return decide(check_state(exit_code), classify(output, rules), locks or [], rules, SERVICES, settle_seconds=5, **kw)  # type: ignore[arg-type]
 
 
 def test_healthy_does_nothing() -> None:

@@ -28,10 +28,7 @@ def fleet(lab: Lab) -> Iterator[Lab]:
     """The lab, reset to healthy after the test (and checked healthy before it)."""
     for host in lab.hosts:
         assert (
-            lab.exec(
-                host.name, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False
-            ).returncode
-            == 0
+            lab.exec(host.name, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False).returncode == 0
         ), f"{host.name} not healthy before the test"
     yield lab
     for host in lab.hosts:
@@ -233,9 +230,7 @@ def test_accept_new_host_keys_records_them(fleet: Lab, tmp_path: Path) -> None:
 def test_ssh_config_host_alias_is_honoured(fleet: Lab, tmp_path: Path) -> None:
     lab = fleet
     ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text(
-        f"Host droplet-a\n  HostName 198.18.2.14\n  User root\n  IdentityFile {lab.key_path}\n"
-    )
+    ssh_config.write_text(f"Host droplet-a\n  HostName 198.18.2.14\n  User root\n  IdentityFile {lab.key_path}\n")
     inventory = tmp_path / "alias.yml"
     inventory.write_text(
         json.dumps(
@@ -312,9 +307,7 @@ def test_ctrl_c_writes_a_complete_report_and_frees_the_host(fleet: Lab, tmp_path
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if (
-            lab.exec(
-                "h04", ["pgrep", "-f", "pre_market_health_check|Guardian on-host runner"], check=False
-            ).returncode
+            lab.exec("h04", ["pgrep", "-f", "pre_market_health_check|Guardian on-host runner"], check=False).returncode
             == 1
         ):
             break

@@ -127,9 +127,7 @@ def test_sip_fault_writes_alert_and_restarts_the_bot(tmp_path: Path, app: Path) 
     ]
     alerts = sorted((app / "logs").glob("alpaca_sip_alert_*.txt"))
     assert len(alerts) == 1 and "CRITICAL" in alerts[0].read_text()
-    assert (tmp_path / "reports" / report.run_id / "local" / alerts[0].name).read_bytes() == alerts[
-        0
-    ].read_bytes()
+    assert (tmp_path / "reports" / report.run_id / "local" / alerts[0].name).read_bytes() == alerts[0].read_bytes()
     assert daemon_pid(app, "trading_bot.json") != bot_before
     assert daemon_pid(app, "uw_daemon.json") == uw_before
 

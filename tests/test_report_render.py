@@ -39,9 +39,7 @@ def sample() -> RunReport:
         ],
         files=[CollectedFile("guardian.log", "h01/guardian.log", 10, 10, "ab" * 32, False)],
     )
-    down = HostReport(
-        "h02", "198.18.1.12", "ssh", outcome="unreachable", reason="cannot connect: Connection refused"
-    )
+    down = HostReport("h02", "198.18.1.12", "ssh", outcome="unreachable", reason="cannot connect: Connection refused")
     return RunReport(
         run_id="20260101T000000Z-abcd",
         command="premarket",

@@ -7,3 +7,5 @@ The controller imports the same modules, so the decision logic is shared by both
 """
 
 VERSION = "0.1.0"
+#: The bundle's bootstrap replaces this with the digest of the agent sources it carries.
+BUNDLE_DIGEST = "dev"

@@ -29,9 +29,7 @@ class HostBusy(Exception):
 class HostLock:
     """Context manager around the flock. ``dry_run`` only looks: it never creates the file."""
 
-    def __init__(
-        self, lock_dir: str, *, holder: Dict[str, Any], wait: float = 0.0, dry_run: bool = False
-    ) -> None:
+    def __init__(self, lock_dir: str, *, holder: Dict[str, Any], wait: float = 0.0, dry_run: bool = False) -> None:
         self.path = os.path.join(lock_dir, LOCK_NAME)
         self.holder = holder
         self.wait = wait

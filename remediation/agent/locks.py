@@ -84,9 +84,7 @@ def judge(lock: LockInfo, *, now: float, max_age: float) -> LockVerdict:
         return LockVerdict(lock, False, f"held by live pid {lock.pid}")
     age = now - lock.mtime
     if age > max_age:
-        return LockVerdict(
-            lock, True, f"records no pid, is {age:.0f}s old (> {max_age:.0f}s) and nobody holds it"
-        )
+        return LockVerdict(lock, True, f"records no pid, is {age:.0f}s old (> {max_age:.0f}s) and nobody holds it")
     return LockVerdict(lock, False, f"records no pid and is only {age:.0f}s old; left alone")
 
 

@@ -190,9 +190,7 @@ class SystemdManager(Manager):
     kind = "systemd"
 
     def status(self, spec: ServiceSpec) -> ServiceState:
-        _, out = run_command(
-            ["systemctl", "show", spec.name, "--property=MainPID,ActiveState,SubState,LoadState"]
-        )
+        _, out = run_command(["systemctl", "show", spec.name, "--property=MainPID,ActiveState,SubState,LoadState"])
         return parse_systemctl_show(out)
 
     def restart(self, spec: ServiceSpec) -> str:
@@ -233,9 +231,7 @@ class ProcessComposeManager(Manager):
     def restart(self, spec: ServiceSpec) -> str:
         code, out = run_command([*self._base(), "process", "restart", spec.name])
         if code != 0:
-            raise ManagerError(
-                f"process-compose process restart {spec.name} failed (exit {code}): {out.strip()}"
-            )
+            raise ManagerError(f"process-compose process restart {spec.name} failed (exit {code}): {out.strip()}")
         return out.strip() or "restarted"
 
     def describe_restart(self, spec: ServiceSpec) -> str:
@@ -289,8 +285,7 @@ class SignalManager(Manager):
         pid, detail = self._pid(spec)
         if pid is None:
             raise ManagerError(
-                f"cannot restart {spec.service} by signal: {detail}; its respawner restarts "
-                "it only after it dies"
+                f"cannot restart {spec.service} by signal: {detail}; its respawner restarts it only after it dies"
             )
         sig = getattr(signal, str(self.options.get("restart_signal", "SIGTERM")), signal.SIGTERM)
         os.kill(pid, sig)
@@ -310,6 +305,4 @@ def make_manager(kind: str, options: Mapping[str, Any]) -> Manager:
     try:
         return MANAGERS[kind](options)
     except KeyError:
-        raise ManagerError(
-            f"unknown process manager {kind!r}; expected one of {', '.join(sorted(MANAGERS))}"
-        ) from None
+        raise ManagerError(f"unknown process manager {kind!r}; expected one of {', '.join(sorted(MANAGERS))}") from None

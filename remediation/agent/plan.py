@@ -28,8 +28,15 @@ OUTCOMES = (
     "interrupted",
     "unreachable",
     "host-key-rejected",
+    # deploy and collect
+    "changed",
+    "unchanged",
+    "would-change",
+    "removed",
+    "preflight-failed",
+    "collected",
 )
-OK_OUTCOMES = frozenset({"healthy", "healed"})
+OK_OUTCOMES = frozenset({"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected"})
 UNREACHABLE_OUTCOMES = frozenset({"unreachable", "host-key-rejected"})
 ONLY_CHOICES = ("locks", "restarts", "alerts")
 
@@ -164,9 +171,7 @@ def decide(
             why = f"{signature.name}: forced recovery"
         for rule_action in signature.actions:
             kind = "restart" if rule_action.kind == "restart" else "alert"
-            if (kind == "restart" and "restarts" not in wanted) or (
-                kind == "alert" and "alerts" not in wanted
-            ):
+            if (kind == "restart" and "restarts" not in wanted) or (kind == "alert" and "alerts" not in wanted):
                 continue
             if kind == "restart":
                 if rule_action.target not in services:

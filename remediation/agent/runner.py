@@ -17,10 +17,11 @@ import socket
 import stat
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import VERSION
+from . import BUNDLE_DIGEST, VERSION
 from .checkrun import CheckRun, run_check
+from .deploy import Installer
 from .hostlock import HostBusy, HostLock
 from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, make_manager
@@ -30,6 +31,7 @@ from .watch import ControllerGone, ControllerWatch
 
 Emit = Callable[[Dict[str, Any]], None]
 ALERT_GLOB_SUFFIX = ".txt"
+
 JOURNAL_DIR = "guardian-journal"
 
 
@@ -70,9 +72,7 @@ class Runner:
         self.check_path = check if os.path.isabs(check) else os.path.join(self.app_dir, check)
         self.check_stem = os.path.splitext(os.path.basename(check))[0]
         self.signatures = load_signatures(config.get("signatures", []))
-        self.manager = make_manager(
-            str(config.get("manager", "supervisor")), config.get("manager_options", {})
-        )
+        self.manager = make_manager(str(config.get("manager", "supervisor")), config.get("manager_options", {}))
         self.services = {
             name: ServiceSpec(
                 service=name,
@@ -144,8 +144,7 @@ class Runner:
     def _locked_sequence(self) -> Dict[str, Any]:
         record = self.record
         self.log.write(
-            f"Guardian {VERSION} run {self.run_id} ({record['runner']}) starting: "
-            f"{os.path.basename(self.check_path)}"
+            f"Guardian {VERSION} run {self.run_id} ({record['runner']}) starting: {os.path.basename(self.check_path)}"
         )
         self.phase("check")
         first = self._check(self._safe_log_path(f"guardian_{self.check_stem}_output.log"))
@@ -240,9 +239,7 @@ class Runner:
                     result.update(result="ok", detail=detail, new_pid=new_pid)
                 elif action.kind == "alert":
                     path = self._write_alert(action)
-                    result.update(
-                        result="ok", detail=f"wrote {os.path.basename(path)}", file=os.path.basename(path)
-                    )
+                    result.update(result="ok", detail=f"wrote {os.path.basename(path)}", file=os.path.basename(path))
                 else:
                     result.update(result="skipped", detail=f"unknown action kind {action.kind}")
             except (ManagerError, OSError) as exc:
@@ -269,7 +266,7 @@ class Runner:
     def _restart(self, action: PlannedAction) -> tuple[Optional[int], str]:
         spec = self.services[action.target]
         before = self._status(spec)
-        answer = self.manager.restart(spec)
+        answer = " / ".join(line.strip() for line in self.manager.restart(spec).splitlines() if line.strip())
         self.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
         deadline = time.monotonic() + float(self.config.get("restart_timeout", 15))
         state = before
@@ -344,16 +341,78 @@ class Runner:
             self._write_journal()
         if not emit:
             return record
+        collect = not self.dry_run and bool(self.config.get("collect", True))
+        if collect:
+            record["cron_runs"] = [summary for _, summary in self._cron_journals()]
         self.emit({"event": "result", **{k: v for k, v in record.items() if k != "files"}})
-        if not self.dry_run and bool(self.config.get("collect", True)) and os.path.isdir(self.logs_dir):
-            self.phase("collect")
-            for item in collect_files(
-                self.logs_dir,
-                self._collect_names(),
-                max_bytes=int(self.config.get("collect_max_bytes", 1 << 20)),
-            ):
-                self.emit({"event": "file", **item})
+        if collect:
+            self.send_files()
         return record
+
+    def collect_only(self) -> Dict[str, Any]:
+        """``invoke collect``: bring logs, alerts and cron journals home; run no check."""
+        self.record.update(
+            host=self.config.get("host", socket.gethostname()),
+            run_id=self.run_id,
+            runner=self.config.get("runner", "laptop"),
+            version=VERSION,
+            actions=[],
+        )
+        self.emit({"event": "start", "hostname": socket.gethostname(), "version": VERSION, "dry_run": False})
+        self.record.update(
+            outcome="collected",
+            reason="",
+            started_at=_now_iso(self.started),
+            cron_runs=[summary for _, summary in self._cron_journals()],
+        )
+        self.emit({"event": "result", **self.record})
+        self.send_files()
+        return self.record
+
+    def send_files(self) -> None:
+        max_bytes = int(self.config.get("collect_max_bytes", 1 << 20))
+        self.phase("collect")
+        if os.path.isdir(self.logs_dir):
+            for item in collect_files(self.logs_dir, self._collect_names(), max_bytes=max_bytes):
+                self.emit({"event": "file", **item})
+        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
+        names = [name for name, _ in self._cron_journals()]
+        for item in collect_files(journal_dir, names, max_bytes=max_bytes):
+            item["name"] = "journal-" + str(item["name"])
+            self.emit({"event": "file", **item})
+
+    def _cron_journals(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """The newest cron-run journals on this host (name, summary), newest first."""
+        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
+        found: List[Tuple[str, Dict[str, Any]]] = []
+        try:
+            entries = sorted(os.listdir(journal_dir), reverse=True)
+        except OSError:
+            return []
+        for name in entries:
+            if not name.endswith(".json") or len(found) >= int(self.config.get("journal_keep", 20)):
+                continue
+            try:
+                fd = os.open(os.path.join(journal_dir, name), os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, encoding="utf-8") as fh:
+                    data = json.load(fh)
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict) or data.get("runner") != "cron":
+                continue
+            summary = {
+                "run_id": data.get("run_id"),
+                "outcome": data.get("outcome"),
+                "reason": data.get("reason", ""),
+                "started_at": data.get("started_at"),
+                "check": os.path.basename(str((data.get("before") or {}).get("argv", ["", "?"])[-1])),
+                "actions": [
+                    {k: a.get(k) for k in ("kind", "target", "result", "detail", "reason", "at")}
+                    for a in data.get("actions", [])
+                ],
+            }
+            found.append((name, summary))
+        return found
 
     def _collect_names(self) -> List[str]:
         names = [
@@ -440,7 +499,8 @@ def text_emitter(stream: Any) -> Emit:
         elif kind == "result":
             line = f"outcome: {event['outcome']} {event.get('reason', '')}".rstrip()
         elif kind == "plan":
-            line = f"plan: {len(event['actions'])} action(s); " + "; ".join(event["notes"])
+            planned = ", ".join(f"{a['kind']} {a['target']}" for a in event["actions"]) or "nothing to do"
+            line = "; ".join([f"plan: {planned}", *event["notes"]])
         else:
             return
         stream.write(f"[{stamp}] {line}\n")
@@ -455,7 +515,8 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     parser.add_argument("--config", help="JSON config written by `invoke deploy`")
     parser.add_argument("--format", choices=("json", "text"), default="json")
     parser.add_argument("--runner", help="who runs this: laptop or cron")
-    parser.add_argument("--version", action="version", version=f"guardian-runner {VERSION}")
+    parser.add_argument("--check", help="health-check script to run (default: the config's)")
+    parser.add_argument("--version", action="version", version=f"guardian-runner {VERSION} (bundle {BUNDLE_DIGEST})")
     args = parser.parse_args(argv)
     if config is None:
         if not args.config:
@@ -469,17 +530,24 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     assert config is not None
     if args.runner:
         config = {**config, "runner": args.runner}
+    if args.check:
+        config = {**config, "check": args.check}
     if "run_id" not in config or args.config:
-        config = {
-            **config,
-            "run_id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{config.get('runner', 'cron')}",
-        }
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        config = {**config, "run_id": f"{stamp}-{config.get('runner', 'cron')}-{os.getpid()}"}
     emit = json_emitter(sys.stdout) if args.format == "json" else text_emitter(sys.stdout)
+    action = str(config.get("action", "run"))
     try:
+        if action == "deploy":
+            record = Installer(config, emit).run()
+            return 0 if record["outcome"] in ("changed", "unchanged", "would-change", "removed") else 2
         runner = Runner(config, emit)
     except (RuleError, ManagerError, ValueError) as exc:
         emit({"event": "result", "outcome": "failed", "reason": f"bad runner config: {exc}"})
         return 3
+    if action == "collect":
+        runner.collect_only()
+        return 0
     record = runner.run()
     return 0 if record["outcome"] in ("healthy", "healed") else 2
 

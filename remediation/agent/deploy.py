@@ -1,0 +1,344 @@
+"""Install Guardian on a host so it heals itself from cron: the runner, its config, a logrotate
+rule, file permissions and a marked crontab block. Runs on the host, streamed by ``invoke deploy``.
+
+Every item is compared with what is there first, so a second deploy changes nothing and
+``--dry-run`` shows exactly what a real deploy would change. A failing pre-flight changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import VERSION
+from .cronblock import (
+    ScheduleError,
+    block_lines,
+    check_cron_safe,
+    render_block,
+    replace_block,
+    validate_schedule,
+)
+from .managers import ManagerError, make_manager
+
+Emit = Callable[[Dict[str, Any]], None]
+RUNNER_NAME = "guardian-runner.py"
+CONFIG_NAME = "config.json"
+LOGROTATE_NAME = "logrotate.conf"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def logrotate_rule(app_dir: str, patterns: List[str]) -> str:
+    paths = " ".join(os.path.join(app_dir, "logs", p) for p in patterns)
+    return (
+        "# Guardian's logs, rotated by the daily logrotate line in Guardian's crontab block.\n"
+        f"{paths} {{\n"
+        "    weekly\n    rotate 8\n    maxsize 50M\n    compress\n    delaycompress\n"
+        "    missingok\n    notifempty\n    create 0640\n}\n"
+    )
+
+
+def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict[str, str]]) -> List[str]:
+    """The crontab entries: each schedule runs the installed runner; plus daily log rotation."""
+    runner = os.path.join(install_dir, RUNNER_NAME)
+    config = os.path.join(install_dir, CONFIG_NAME)
+    for value, what in ((app_dir, "app dir"), (python, "python"), (install_dir, "install dir")):
+        check_cron_safe(value, what)
+    lines = []
+    for entry in schedules:
+        schedule = validate_schedule(entry["schedule"])
+        check = check_cron_safe(entry["check"], "check script")
+        log = check_cron_safe(entry["log"], "log file")
+        argv = [python, runner, "--config", config, "--runner", "cron", "--format", "text", "--check", check]
+        lines.append(f"{schedule} cd {_q(app_dir)} && {' '.join(_q(a) for a in argv)} >> {_q(log)} 2>&1")
+    rotate = [
+        "logrotate",
+        "-s",
+        os.path.join(install_dir, "logrotate.state"),
+        os.path.join(install_dir, LOGROTATE_NAME),
+    ]
+    lines.append(f"17 0 * * * {' '.join(_q(a) for a in rotate)} >/dev/null 2>&1")
+    return lines
+
+
+def _q(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+class Installer:
+    def __init__(self, config: Dict[str, Any], emit: Emit) -> None:
+        self.config = config
+        self.emit = emit
+        self.dry_run = bool(config.get("dry_run"))
+        self.remove = bool(config.get("remove"))
+        self.app_dir = os.path.abspath(os.path.expanduser(str(config.get("app_dir", "~/stock-bot"))))
+        self.install_dir = os.path.join(self.app_dir, str(config.get("install_dir", ".guardian")))
+        self.changes: List[Dict[str, Any]] = []
+        self.preflight: List[Dict[str, Any]] = []
+
+    # -- pre-flight ------------------------------------------------------------------------
+
+    def check(self, name: str, ok: bool, detail: str, *, fatal: bool = True) -> None:
+        self.preflight.append({"check": name, "ok": ok, "detail": detail, "fatal": fatal})
+
+    def run_preflight(self) -> bool:
+        version = sys.version_info
+        self.check("python", version >= (3, 9), f"{sys.executable} {version.major}.{version.minor}.{version.micro}")
+        self.check("app dir", os.path.isdir(self.app_dir), self.app_dir)
+        if not self.remove:
+            for entry in self.config.get("schedules", []):
+                script = entry["check"]
+                path = script if os.path.isabs(script) else os.path.join(self.app_dir, script)
+                self.check(f"check script {script}", os.path.isfile(path), path)
+            try:
+                manager = make_manager(str(self.config.get("manager")), self.config.get("manager_options", {}))
+                self.check(f"process manager {manager.kind}", True, manager.probe())
+            except ManagerError as exc:
+                self.check(f"process manager {self.config.get('manager')}", False, str(exc))
+            logrotate = shutil.which("logrotate")
+            self.check(
+                "logrotate",
+                logrotate is not None,
+                logrotate or "not installed: the rule is installed but will not run until logrotate is",
+                fatal=False,
+            )
+        crontab = shutil.which("crontab")
+        self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
+        self.emit({"event": "preflight", "checks": self.preflight})
+        return all(c["ok"] or not c["fatal"] for c in self.preflight)
+
+    # -- desired state ---------------------------------------------------------------------
+
+    def desired_files(self) -> List[Dict[str, Any]]:
+        runner_source = str(self.config["runner_source"]).encode()
+        cron_config = json.dumps(self.config["cron_config"], indent=2, sort_keys=True).encode() + b"\n"
+        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"]))).encode()
+        return [
+            {
+                "path": os.path.join(self.install_dir, RUNNER_NAME),
+                "data": runner_source,
+                "mode": 0o750,
+                "diff": False,
+            },
+            {
+                "path": os.path.join(self.install_dir, CONFIG_NAME),
+                "data": cron_config,
+                "mode": 0o640,
+                "diff": True,
+            },
+            {
+                "path": os.path.join(self.install_dir, LOGROTATE_NAME),
+                "data": rule,
+                "mode": 0o640,
+                "diff": True,
+            },
+        ]
+
+    def record(self, item: str, action: str, detail: str = "", diff: str = "") -> None:
+        if item.startswith(self.app_dir + os.sep):
+            item = os.path.relpath(item, self.app_dir)
+        change = {"item": item, "action": action, "detail": detail}
+        if diff:
+            change["diff"] = diff
+        self.changes.append(change)
+        self.emit({"event": "change", **change})
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def run(self) -> Dict[str, Any]:
+        self.emit({"event": "start", "version": VERSION, "dry_run": self.dry_run})
+        self.emit({"event": "phase", "phase": "preflight"})
+        if not self.run_preflight():
+            failed = [c for c in self.preflight if not c["ok"] and c["fatal"]]
+            return self.finish("preflight-failed", "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
+        self.emit({"event": "phase", "phase": "remove" if self.remove else "install"})
+        try:
+            current_cron = self.read_crontab()
+            if self.remove:
+                new_cron = replace_block(current_cron, None)
+                for item in self.desired_files():
+                    self.remove_file(str(item["path"]))
+            else:
+                lines = cron_lines(
+                    self.app_dir,
+                    str(self.config.get("python", "python3")),
+                    self.install_dir,
+                    list(self.config.get("schedules", [])),
+                )
+                new_cron = replace_block(current_cron, render_block(lines))
+                self.ensure_dir(self.install_dir, 0o750)
+                self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
+                for item in self.desired_files():
+                    self.ensure_file(str(item["path"]), bytes(item["data"]), int(item["mode"]), diff=bool(item["diff"]))
+                self.check_logrotate()
+                self.tighten_permissions()
+            self.ensure_crontab(current_cron, new_cron)
+        except (OSError, ValueError, ScheduleError, subprocess.SubprocessError) as exc:
+            return self.finish("failed", str(exc))
+        changed = [c for c in self.changes if c["action"] != "unchanged"]
+        if self.dry_run:
+            outcome = "would-change" if changed else "unchanged"
+        elif self.remove:
+            outcome = "removed" if changed else "unchanged"
+        else:
+            outcome = "changed" if changed else "unchanged"
+        return self.finish(outcome, f"{len(changed)} change(s)" if changed else "nothing to change")
+
+    def finish(self, outcome: str, reason: str) -> Dict[str, Any]:
+        record = {
+            "outcome": outcome,
+            "reason": reason,
+            "changes": self.changes,
+            "preflight": self.preflight,
+            "runner_version": VERSION,
+        }
+        self.emit({"event": "result", **record})
+        return record
+
+    def ensure_dir(self, path: str, mode: int) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self.record(path, "create", f"directory, mode {mode:04o}")
+            if not self.dry_run:
+                os.mkdir(path, mode)
+                os.chmod(path, mode)
+            return
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise OSError(f"{path} exists and is not a directory; refusing to touch it")
+        self._ensure_mode(path, st.st_mode, mode)
+
+    def ensure_file(self, path: str, data: bytes, mode: int, *, diff: bool) -> None:
+        try:
+            with open(path, "rb") as fh:
+                old: Optional[bytes] = fh.read()
+            st: Optional[os.stat_result] = os.lstat(path)
+        except FileNotFoundError:
+            old, st = None, None
+        if old == data and st is not None:
+            self._ensure_mode(path, st.st_mode, mode)
+            return
+        detail = f"{len(data)} bytes, mode {mode:04o}, sha {_sha(data)}"
+        text_diff = ""
+        if diff:
+            text_diff = "".join(
+                difflib.unified_diff(
+                    (old or b"").decode("utf-8", "replace").splitlines(True),
+                    data.decode("utf-8", "replace").splitlines(True),
+                    fromfile=f"{path} (on host)",
+                    tofile=f"{path} (deploy)",
+                )
+            )
+        elif old is not None:
+            detail += f" (was sha {_sha(old)})"
+        self.record(path, "create" if old is None else "update", detail, text_diff)
+        if not self.dry_run:
+            directory = os.path.dirname(path)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".guardian-", suffix=".tmp")
+            try:
+                os.fchmod(fd, mode)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+
+    def _ensure_mode(self, path: str, current: int, wanted: int) -> None:
+        if stat.S_IMODE(current) == wanted:
+            self.record(path, "unchanged")
+            return
+        self.record(path, "chmod", f"{stat.S_IMODE(current):04o} -> {wanted:04o}")
+        if not self.dry_run:
+            os.chmod(path, wanted)
+
+    def remove_file(self, path: str) -> None:
+        if os.path.lexists(path):
+            self.record(path, "remove")
+            if not self.dry_run:
+                os.unlink(path)
+
+    def tighten_permissions(self) -> None:
+        """Logs not world-readable; Guardian's state (journal, lock) private to the owner."""
+        logs = os.path.join(self.app_dir, "logs")
+        state = os.path.join(self.app_dir, str(self.config.get("lock_dir", "state")))
+        targets: List[Tuple[str, Callable[[int], int]]] = []
+        if os.path.isdir(logs):
+            targets.append((logs, lambda m: m & ~0o007))
+            for name in sorted(os.listdir(logs)):
+                if name.startswith("guardian") or "_alert_" in name or name.endswith(".log"):
+                    targets.append((os.path.join(logs, name), lambda m: m & ~0o007))
+        journal = os.path.join(state, "guardian-journal")
+        if os.path.isdir(journal):
+            targets.append((journal, lambda m: 0o700))
+            targets += [(os.path.join(journal, n), lambda m: 0o600) for n in sorted(os.listdir(journal))]
+        flock = os.path.join(state, ".guardian.flock")
+        if os.path.exists(flock):
+            targets.append((flock, lambda m: 0o600))
+        for path, rule in targets:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            wanted = rule(stat.S_IMODE(st.st_mode))
+            if wanted != stat.S_IMODE(st.st_mode):
+                self._ensure_mode(path, st.st_mode, wanted)
+
+    def check_logrotate(self) -> None:
+        logrotate = shutil.which("logrotate")
+        if logrotate is None:
+            return
+        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"])))
+        fd, path = tempfile.mkstemp(prefix="guardian-logrotate-", suffix=".conf")
+        state = path + ".state"
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(rule)
+            os.chmod(path, 0o640)
+            proc = subprocess.run([logrotate, "-d", "-s", state, path], capture_output=True, text=True, timeout=30)
+        finally:
+            for leftover in (path, state):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error")]
+        if proc.returncode != 0 or errors:
+            raise ValueError(f"logrotate -d rejects the rule: {'; '.join(errors) or proc.returncode}")
+
+    def read_crontab(self) -> str:
+        proc = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            if "no crontab" in proc.stderr.lower():
+                return ""
+            raise OSError(f"crontab -l failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def ensure_crontab(self, current: str, new: str) -> None:
+        if new == current:
+            self.record("crontab", "unchanged", f"{len(block_lines(current))} line(s) in the Guardian block")
+            return
+        diff = "".join(
+            difflib.unified_diff(
+                current.splitlines(True),
+                new.splitlines(True),
+                fromfile="crontab (on host)",
+                tofile="crontab (deploy)",
+            )
+        )
+        self.record("crontab", "update", "Guardian block " + ("removed" if self.remove else "installed"), diff)
+        if not self.dry_run:
+            proc = subprocess.run(["crontab", "-"], input=new, capture_output=True, text=True, timeout=30)
+            if proc.returncode != 0:
+                raise OSError(f"crontab - failed: {proc.stderr.strip()}")
