@@ -1,13 +1,15 @@
 """Guardian's tasks: the Invoke collection behind ``invoke ...`` (via tasks.py) and ``guardian ...``.
 
 Tasks only parse flags, call the package and turn errors into clear messages and exit codes:
-0 all healthy/healed, 2 a host still degraded/unhealthy/unexpected, 4 a host unreachable,
-3 nothing ran because the command or inventory is wrong, 130 interrupted.
+0 every host ok, 2 a host still degraded/unhealthy/unexpected/busy/failed, 4 a host unreachable
+or its key rejected, 3 nothing ran because the command or inventory is wrong, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,9 +25,10 @@ from .errors import GuardianError
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERROR = 3
+WEBHOOK_ENV = "GUARDIAN_WEBHOOK_URL"
 
-_FLEET_HELP = {
-    "hosts": "group, host, glob or list: 'prod', 'prod,!h03', 'lab:h0*', 'local'",
+HELP = {
+    "hosts": "group, host, glob or list: 'prod', 'prod,!h03', 'lab:h0*', 'local', '@last-failed'",
     "inventory": "inventory file or directory (repeatable; default: inventory/)",
     "rules": "extra failure-signature rules file layered on the defaults (repeatable)",
     "dry_run": "run the check and show each host's plan with reasons; change nothing",
@@ -38,7 +41,11 @@ _FLEET_HELP = {
     "ssh_config": "ssh_config file whose Host aliases to honour (default ~/.ssh/config; '' for none)",
     "reports": "report folder (default reports/)",
     "json": "print the machine-readable report on stdout instead of the recap",
+    "force": "act even when one signature hits more than --blast-radius % of hosts (a common-cause incident)",
+    "blast_radius": "percent of selected hosts one signature may hit before it is an incident (default 50)",
+    "webhook": f"Slack-compatible webhook for alerts (default ${WEBHOOK_ENV}); never logged",
 }
+_CONNECT = ("hosts", "inventory", "forks", "accept_new_host_keys", "ssh_config", "reports", "json")
 
 
 def _guard(func: F) -> F:
@@ -57,41 +64,62 @@ def _guard(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _num(value: Any) -> float | None:
+    """Invoke passes untyped optional flags as strings; convert and complain clearly."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise GuardianError(f"expected a number, got {value!r}") from None
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1d' (or plain seconds) -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
+    if not match:
+        raise GuardianError(f"--for {text!r}: expected a duration like 30m, 2h or 1d")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 def _request(
     hosts: str,
-    inventory: list[str],
-    rules: list[str],
-    dry_run: bool,
-    forks: int,
-    check: str | None,
-    settle: float | None,
-    check_timeout: float | None,
-    host_deadline: float | None,
-    accept_new_host_keys: bool,
-    ssh_config: str | None,
-    reports: str,
-    json: bool,
+    *,
+    inventory: list[str] | None = None,
+    rules: list[str] | None = None,
+    reports: str = "reports",
+    ssh_config: str | None = "~/.ssh/config",
+    json: bool = False,
+    settle: Any = None,
+    check_timeout: Any = None,
+    host_deadline: Any = None,
+    webhook: str | None = None,
+    blast_radius: Any = None,
+    max_fail_percent: Any = None,
+    **options: Any,
 ) -> jobs.FleetRequest:
-    return jobs.FleetRequest(
+    request = jobs.FleetRequest(
         hosts=hosts,
-        inventory=[Path(p) for p in inventory] or [jobs.DEFAULT_INVENTORY],
-        rules=[Path(p) for p in rules],
+        inventory=[Path(p) for p in inventory or []] or [jobs.DEFAULT_INVENTORY],
+        rules=[Path(p) for p in rules or []],
         reports=Path(reports),
-        dry_run=dry_run,
-        forks=forks,
-        check=check,
-        accept_new_host_keys=accept_new_host_keys,
         ssh_config=ssh_config or None,
         overrides={
-            "settle_seconds": settle,
-            "check_timeout": check_timeout,
-            "host_deadline": host_deadline,
+            "settle_seconds": _num(settle),
+            "check_timeout": _num(check_timeout),
+            "host_deadline": _num(host_deadline),
         },
         json_output=json,
+        webhook=webhook or os.environ.get(WEBHOOK_ENV) or None,
+        max_fail_percent=_num(max_fail_percent),
+        **options,
     )
+    if blast_radius is not None:
+        request.blast_percent = float(_num(blast_radius) or 0)
+    return request
 
 
-@task(help=_FLEET_HELP, iterable=["inventory", "rules"])
+@task(help=HELP, iterable=["inventory", "rules"], auto_shortflags=False)
 @_guard
 def premarket(
     c: Any,
@@ -108,39 +136,104 @@ def premarket(
     ssh_config: str = "~/.ssh/config",
     reports: str = "reports",
     json: bool = False,
+    force: bool = False,
+    blast_radius: float | None = None,
+    webhook: str | None = None,
 ) -> int:
     """Check, heal, verify and collect on every selected host; one central report."""
-    request = _request(
-        hosts,
-        inventory or [],
-        rules or [],
-        dry_run,
-        forks,
-        check,
-        _num(settle),
-        _num(check_timeout),
-        _num(host_deadline),
-        accept_new_host_keys,
-        ssh_config,
-        reports,
-        json,
+    return jobs.premarket(
+        _request(
+            hosts,
+            inventory=inventory,
+            rules=rules,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            settle=settle,
+            check_timeout=check_timeout,
+            host_deadline=host_deadline,
+            webhook=webhook,
+            blast_radius=blast_radius,
+            dry_run=dry_run,
+            forks=int(forks),
+            check=check,
+            accept_new_host_keys=accept_new_host_keys,
+            force=force,
+        )
     )
-    return jobs.premarket(request)
-
-
-_DEPLOY_HELP = {
-    key: _FLEET_HELP[key]
-    for key in ("hosts", "inventory", "forks", "accept_new_host_keys", "ssh_config", "reports", "json")
-}
 
 
 @task(
     help={
-        **_DEPLOY_HELP,
+        **{k: v for k, v in HELP.items() if k != "check"},
+        "only": "comma list of steps: locks, uw, sip (or signature names); default: all",
+        "serial": "recover in batches of N hosts or P% (e.g. 2 or 25%), verifying each batch first",
+        "max_fail_percent": "start no new batch once more than P% of hosts failed or were unreachable",
+        "yes": "do not ask for confirmation on protected groups",
+        "reset_breaker": "forget each host's restart history (close open breakers) first",
+    },
+    iterable=["inventory", "rules"],
+    auto_shortflags=False,
+)
+@_guard
+def recover(
+    c: Any,
+    hosts: str,
+    only: str = "",
+    serial: str | None = None,
+    max_fail_percent: float | None = None,
+    yes: bool = False,
+    reset_breaker: bool = False,
+    inventory: list[str] | None = None,
+    rules: list[str] | None = None,
+    dry_run: bool = False,
+    forks: int = 32,
+    settle: float | None = None,
+    check_timeout: float | None = None,
+    host_deadline: float | None = None,
+    accept_new_host_keys: bool = False,
+    ssh_config: str = "~/.ssh/config",
+    reports: str = "reports",
+    json: bool = False,
+    force: bool = False,
+    blast_radius: float | None = None,
+    webhook: str | None = None,
+) -> int:
+    """Run the recovery sequence whatever the check says: rolling, budgeted, blast-radius guarded."""
+    return jobs.recover(
+        _request(
+            hosts,
+            inventory=inventory,
+            rules=rules,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            settle=settle,
+            check_timeout=check_timeout,
+            host_deadline=host_deadline,
+            webhook=webhook,
+            blast_radius=blast_radius,
+            max_fail_percent=max_fail_percent,
+            dry_run=dry_run,
+            forks=int(forks),
+            accept_new_host_keys=accept_new_host_keys,
+            force=force,
+            only=[o.strip() for o in only.split(",") if o.strip()],
+            serial=serial,
+            yes=yes,
+            reset_breaker=reset_breaker,
+        )
+    )
+
+
+@task(
+    help={key: HELP[key] for key in _CONNECT}
+    | {
         "dry_run": "show per host what would change (crontab diff, files, modes); change nothing",
         "remove": "take Guardian's crontab block and installed files out again",
     },
     iterable=["inventory"],
+    auto_shortflags=False,
 )
 @_guard
 def deploy(
@@ -156,26 +249,22 @@ def deploy(
     json: bool = False,
 ) -> int:
     """Install the on-host runner, crontab block, permissions and log rotation, so hosts heal themselves."""
-    request = _request(
-        hosts,
-        inventory or [],
-        [],
-        dry_run,
-        forks,
-        None,
-        None,
-        None,
-        None,
-        accept_new_host_keys,
-        ssh_config,
-        reports,
-        json,
+    return jobs.deploy(
+        _request(
+            hosts,
+            inventory=inventory,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            dry_run=dry_run,
+            remove=remove,
+            forks=int(forks),
+            accept_new_host_keys=accept_new_host_keys,
+        )
     )
-    request.remove = remove
-    return jobs.deploy(request)
 
 
-@task(help=_DEPLOY_HELP, iterable=["inventory"])
+@task(help={key: HELP[key] for key in _CONNECT}, iterable=["inventory"], auto_shortflags=False)
 @_guard
 def collect(
     c: Any,
@@ -188,51 +277,105 @@ def collect(
     json: bool = False,
 ) -> int:
     """Bring home each host's logs, alert files and cron-run journals without running any check."""
-    request = _request(
-        hosts,
-        inventory or [],
-        [],
-        False,
-        forks,
-        None,
-        None,
-        None,
-        None,
-        accept_new_host_keys,
-        ssh_config,
-        reports,
-        json,
+    return jobs.collect(
+        _request(
+            hosts,
+            inventory=inventory,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            forks=int(forks),
+            accept_new_host_keys=accept_new_host_keys,
+        )
     )
-    return jobs.collect(request)
+
+
+@task(
+    help={key: HELP[key] for key in _CONNECT}
+    | {
+        "for_": "how long: 30m, 2h, 1d (the hold expires on its own)",
+        "reason": "why (shown in every report while the hold lasts)",
+    },
+    iterable=["inventory"],
+    auto_shortflags=False,
+)
+@_guard
+def hold(
+    c: Any,
+    hosts: str,
+    for_: str = "",
+    reason: str = "",
+    inventory: list[str] | None = None,
+    forks: int = 32,
+    accept_new_host_keys: bool = False,
+    ssh_config: str = "~/.ssh/config",
+    reports: str = "reports",
+    json: bool = False,
+) -> int:
+    """Put hosts on maintenance hold: premarket, recover and cron skip them until it expires."""
+    if not reason.strip():
+        raise GuardianError("--reason is required: say why the hosts are held")
+    return jobs.hold(
+        _request(
+            hosts,
+            inventory=inventory,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            forks=int(forks),
+            accept_new_host_keys=accept_new_host_keys,
+            hold_seconds=parse_duration(for_),
+            hold_reason=reason,
+        )
+    )
+
+
+@task(help={key: HELP[key] for key in _CONNECT}, iterable=["inventory"], auto_shortflags=False)
+@_guard
+def release(
+    c: Any,
+    hosts: str,
+    inventory: list[str] | None = None,
+    forks: int = 32,
+    accept_new_host_keys: bool = False,
+    ssh_config: str = "~/.ssh/config",
+    reports: str = "reports",
+    json: bool = False,
+) -> int:
+    """Lift a maintenance hold now."""
+    return jobs.release(
+        _request(
+            hosts,
+            inventory=inventory,
+            reports=reports,
+            ssh_config=ssh_config,
+            json=json,
+            forks=int(forks),
+            accept_new_host_keys=accept_new_host_keys,
+        )
+    )
 
 
 @task(
     help={
         "run": "run id (default: the latest run)",
-        "host": "show one host in detail",
+        "host": "show one host in detail (with --history: that host's runs)",
+        "history": "the fleet's outcomes across runs, cron runs included; flapping hosts flagged",
         "reports": "report folder",
     }
 )
 @_guard
-def report(c: Any, run: str | None = None, host: str | None = None, reports: str = "reports") -> int:
-    """Show the latest run's recap, or one host's timeline, output tail and collected files."""
-    return jobs.show_report(Path(reports), run_id=run, host=host)
-
-
-def _num(value: Any) -> float | None:
-    """Invoke passes untyped optional flags as strings; convert and complain clearly."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise GuardianError(f"expected a number of seconds, got {value!r}") from None
+def report(
+    c: Any, run: str | None = None, host: str | None = None, history: bool = False, reports: str = "reports"
+) -> int:
+    """Show the latest run's recap, one host's timeline and files, or the fleet's history."""
+    return jobs.show_report(Path(reports), run_id=run, host=host, history=history)
 
 
 def build_namespace() -> Collection:
     from . import labtasks
 
-    namespace = Collection(premarket, deploy, collect, report)
+    namespace = Collection(premarket, recover, deploy, collect, hold, release, report)
     namespace.add_collection(labtasks.lab)
     return namespace
 

@@ -2,26 +2,270 @@
 
 Every selected host ends with an outcome in the RunReport, whatever happens to the others; the
 report is saved after each host finishes and once more at the end, also on Ctrl-C.
+
+With the blast-radius guard on, each host is first surveyed (checked, logged and collected, but
+nothing acted on: the runner defers) and acted on as soon as its signatures are decided: a
+signature on more than K% of the hosts is a common-cause incident, reported once, and its actions
+are suppressed unless the operator forces them. With ``batches`` (rolling recovery) the batches
+run one after another and no new batch starts once failures pass ``max_fail_percent``;
+unreachable hosts count as failures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from .agent.plan import OK_OUTCOMES
 from .hostrun import HostRun, JobOptions, Progress
+from .incidents import BlastGuard, host_decision, signature_verdicts
 from .inventory import HostSpec, Inventory
 from .report import HostReport, ReportStore, RunReport
 from .transport import ConnectOptions
 
 DEFAULT_FORKS = 32
+#: The survey's outcome for a host that needs acting on.
+_DEFERRED = "deferred"
 
 
 def _iso(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+class FleetRun:
+    """State of one fleet run: which host is in which phase, and the report being built."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec],
+        inventory: Inventory | None,
+        job: JobOptions,
+        *,
+        connect: ConnectOptions,
+        store: ReportStore,
+        forks: int,
+        options: dict[str, Any],
+        progress: Progress,
+        summarize: Callable[[RunReport], str] | None,
+        blast: BlastGuard | None,
+        batches: list[list[str]] | None,
+        max_fail_percent: float | None,
+    ) -> None:
+        self.hosts = {h.name: h for h in hosts}
+        self.order = [h.name for h in hosts]
+        self.inventory = inventory
+        self.job = job
+        self.connect = connect
+        self.store = store
+        self.progress = progress
+        self.summarize = summarize
+        self.report = RunReport(run_id=job.run_id, command=job.command, started_at=_iso(), options=options)
+        self.report.hosts = [
+            HostReport(h.name, "local" if h.is_local else h.address, "local" if h.is_local else "ssh") for h in hosts
+        ]
+        self.survey_on = blast is not None and not job.dry_run and job.action == "run" and len(hosts) >= blast.min_hosts
+        self.blast = blast or BlastGuard()
+        self.batches = batches or [list(self.order)]
+        self.max_fail_percent = max_fail_percent
+        self.survey: dict[str, list[str] | None] = dict.fromkeys(self.order) if self.survey_on else {}
+        self.candidates: dict[str, list[str]] = {}  # host -> signatures, awaiting a decision
+        self.ready: dict[str, dict[str, str]] = {}  # host -> signatures to suppress, decided
+        self.final: set[str] = set()
+        self.runs: dict[str, HostRun] = {}
+        self.futures: dict[Future[HostReport], tuple[str, str]] = {}
+        self.batch_index = 0
+        self.batch_started = False
+        self.stopped_reason = ""
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, min(forks, len(hosts) or 1)), thread_name_prefix="guardian-host"
+        )
+        self.save_lock = threading.Lock()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def save(self, final: bool = False) -> None:
+        with self.save_lock:
+            if final:
+                self.report.finished_at = _iso()
+                self.report.exit_code = self.report.compute_exit_code()
+                self.report.complete = True
+            self.store.save(self.report, summary=self.summarize(self.report) if self.summarize and final else None)
+
+    def place(self, host_report: HostReport) -> None:
+        for index, existing in enumerate(self.report.hosts):
+            if existing.host == host_report.host:
+                self.report.hosts[index] = host_report
+                return
+
+    def finish_host(self, host_report: HostReport) -> None:
+        self.final.add(host_report.host)
+        self.place(host_report)
+        self.save()
+
+    def submit(self, name: str, phase: str, job: JobOptions) -> None:
+        run = HostRun(self.hosts[name], self.inventory, job, self.connect, self.store, self.progress)
+        self.runs[name] = run
+        self.futures[self.pool.submit(run.run)] = (name, phase)
+
+    # -- phases --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.survey_on:
+            survey_job = dataclasses.replace(self.job, defer=True)
+            for name in self.order:
+                self.submit(name, "survey", survey_job)
+        else:
+            self.ready = {name: {} for name in self.order}
+        self.advance()
+
+    def on_survey(self, name: str, result: HostReport) -> None:
+        if result.outcome == _DEFERRED:
+            self.survey[name] = list(result.matched_signatures)
+            self.candidates[name] = list(result.matched_signatures)
+        else:
+            self.survey[name] = []
+            self.finish_host(result)
+        self.decide()
+
+    def decide(self) -> None:
+        verdicts = signature_verdicts(self.survey, self.blast)
+        for name, signatures in list(self.candidates.items()):
+            decidable, incident = host_decision(signatures, verdicts)
+            if not decidable:
+                continue
+            del self.candidates[name]
+            self.ready[name] = {} if self.blast.force else {sig: self.incident_reason(sig) for sig in incident}
+        self.record_incidents(verdicts)
+        self.advance()
+
+    def incident_reason(self, signature: str) -> str:
+        hits = [h for h, sigs in self.survey.items() if sigs and signature in sigs]
+        return (
+            f"common-cause incident: {signature} on {len(hits)} of {len(self.survey)} hosts "
+            f"(> {self.blast.percent:g}%); not acting on any of them. Re-run with --force to act anyway"
+        )
+
+    def record_incidents(self, verdicts: dict[str, str | None]) -> None:
+        for signature, verdict in verdicts.items():
+            if verdict != "incident":
+                continue
+            hits = sorted(h for h, sigs in self.survey.items() if sigs and signature in sigs)
+            entry = {
+                "signature": signature,
+                "hosts": hits,
+                "selected": len(self.survey),
+                "threshold_percent": self.blast.percent,
+                "forced": self.blast.force,
+            }
+            existing = next((i for i in self.report.incidents if i["signature"] == signature), None)
+            if existing is None:
+                self.report.incidents.append(entry)
+            else:
+                existing.update(entry)
+
+    def advance(self) -> None:
+        """Start phase-2 work that is ready, batch by batch."""
+        while self.batch_index < len(self.batches) and not self.stopped_reason:
+            batch = self.batches[self.batch_index]
+            rolling = len(self.batches) > 1
+            if rolling and self.survey_on and any(self.survey[n] is None or n in self.candidates for n in batch):
+                return  # a rolling batch starts once all its hosts are decided
+            for name in batch:
+                if name in self.ready:
+                    suppress = self.ready.pop(name)
+                    self.submit(name, "act", dataclasses.replace(self.job, suppress=suppress))
+            if not rolling:
+                return
+            if any(n not in self.final for n in batch):
+                return  # wait for the batch to finish
+            self.check_failures(batch)
+            self.batch_index += 1
+
+    def check_failures(self, batch: list[str]) -> None:
+        if self.max_fail_percent is None:
+            return
+        done = [h for h in self.report.hosts if h.host in self.final]
+        failed = [h.host for h in done if h.outcome not in OK_OUTCOMES]
+        percent = len(failed) * 100.0 / len(self.order)
+        if percent > self.max_fail_percent and self.batch_index + 1 < len(self.batches):
+            self.stopped_reason = (
+                f"stopped after batch {self.batch_index + 1} of {len(self.batches)}: {len(failed)} of "
+                f"{len(self.order)} hosts failed or unreachable ({percent:.0f}% > --max-fail-percent "
+                f"{self.max_fail_percent:g}%): {', '.join(failed)}"
+            )
+            self.report.stopped_reason = self.stopped_reason
+            for later in self.batches[self.batch_index + 1 :]:
+                for name in later:
+                    if name not in self.final:
+                        skipped = HostReport(
+                            name,
+                            self.hosts[name].address,
+                            "ssh",
+                            outcome="skipped",
+                            reason=f"not started: {self.stopped_reason}",
+                        )
+                        self.finish_host(skipped)
+                        self.futures = {f: v for f, v in self.futures.items() if v[0] != name or f.cancel() is False}
+
+    def run(self) -> RunReport:
+        self.save()
+        self.start()
+        try:
+            while len(self.final) < len(self.order):
+                active = [f for f in self.futures if not f.done()]
+                done_now = [f for f in self.futures if f.done()]
+                if not done_now and not active:
+                    break  # nothing left that could finish the remaining hosts
+                if not done_now:
+                    wait(active, timeout=0.5, return_when=FIRST_COMPLETED)
+                    continue
+                for future in done_now:
+                    name, phase = self.futures.pop(future)
+                    if future.cancelled():
+                        continue
+                    result = future.result()
+                    if phase == "survey":
+                        self.on_survey(name, result)
+                    else:
+                        self.finish_host(result)
+                        self.advance()
+        except KeyboardInterrupt:
+            self.interrupt()
+        finally:
+            self.pool.shutdown(wait=not self.report.interrupted, cancel_futures=True)
+            for name in self.order:
+                if name not in self.final:
+                    self.place(
+                        HostReport(
+                            name,
+                            self.hosts[name].address,
+                            "ssh",
+                            outcome="interrupted" if self.report.interrupted else "failed",
+                            reason="interrupted before this host finished"
+                            if self.report.interrupted
+                            else "Guardian could not schedule this host",
+                        )
+                    )
+            self.save(final=True)
+        return self.report
+
+    def interrupt(self) -> None:
+        self.report.interrupted = True
+        for future in self.futures:
+            future.cancel()
+        for name, run in self.runs.items():
+            run.interrupt()
+            if name in self.final:
+                continue
+            host_report = run.report
+            host_report.outcome = "interrupted"
+            host_report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
+            self.place(host_report)
+            self.final.add(name)
 
 
 def run_fleet(
@@ -35,62 +279,22 @@ def run_fleet(
     options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     summarize: Callable[[RunReport], str] | None = None,
+    blast: BlastGuard | None = None,
+    batches: list[list[str]] | None = None,
+    max_fail_percent: float | None = None,
 ) -> RunReport:
     """Run ``job`` on every host and return the run's report (also saved in ``store``)."""
-    report = RunReport(run_id=job.run_id, command=job.command, started_at=_iso(), options=dict(options or {}))
-    placeholders = {
-        h.name: HostReport(h.name, "local" if h.is_local else h.address, "local" if h.is_local else "ssh")
-        for h in hosts
-    }
-    report.hosts = [placeholders[h.name] for h in hosts]
-    save_lock = threading.Lock()
-
-    def save(final: bool = False) -> None:
-        with save_lock:
-            if final:
-                report.finished_at = _iso()
-                report.exit_code = report.compute_exit_code()
-                report.complete = True
-            store.save(report, summary=summarize(report) if summarize and final else None)
-
-    save()
-    runs = {h.name: HostRun(h, inventory, job, connect, store, progress or (lambda host, phase: None)) for h in hosts}
-    pool = ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts) or 1)), thread_name_prefix="guardian-host")
-    futures: dict[Future[HostReport], str] = {pool.submit(run.run): name for name, run in runs.items()}
-    pending = set(futures)
-    try:
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                _place(report, future.result())
-                save()
-    except KeyboardInterrupt:
-        report.interrupted = True
-        for future in pending:
-            future.cancel()
-        for run in runs.values():
-            run.interrupt()
-        for future, name in futures.items():
-            if future.cancelled():
-                host_report = placeholders[name]
-                host_report.outcome = "interrupted"
-                host_report.reason = "interrupted before this host started"
-            elif future.done():
-                _place(report, future.result())
-            else:
-                host_report = runs[name].report
-                host_report.outcome = "interrupted"
-                host_report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
-                _place(report, host_report)
-    finally:
-        pool.shutdown(wait=not report.interrupted, cancel_futures=True)
-        save(final=True)
-    return report
-
-
-def _place(report: RunReport, host_report: HostReport) -> None:
-    for index, existing in enumerate(report.hosts):
-        if existing.host == host_report.host:
-            report.hosts[index] = host_report
-            return
-    report.hosts.append(host_report)
+    return FleetRun(
+        hosts,
+        inventory,
+        job,
+        connect=connect,
+        store=store,
+        forks=forks,
+        options=dict(options or {}),
+        progress=progress or (lambda host, phase: None),
+        summarize=summarize,
+        blast=blast,
+        batches=batches,
+        max_fail_percent=max_fail_percent,
+    ).run()

@@ -43,6 +43,8 @@ _RUNNER_KEYS = (
     "restart_timeout",
     "collect_max_bytes",
     "alert_keep",
+    "restart_budget_max",
+    "restart_budget_window",
 )
 
 
@@ -57,8 +59,14 @@ class JobOptions:
     only: tuple[str, ...] = ()
     signatures: Sequence[dict[str, Any]] = field(default_factory=list)
     check: str | None = None  # overrides the host's check script (--check)
-    action: str = "run"  # "run" (premarket/recover), "deploy" or "collect"
+    action: str = "run"  # "run" (premarket/recover), "deploy", "collect", "hold" or "release"
     remove: bool = False  # deploy --remove
+    suppress: dict[str, str] = field(default_factory=dict)  # signature -> why not to act (incident)
+    reset_breaker: bool = False
+    hold_seconds: float = 0.0
+    hold_reason: str = ""
+    hold_by: str = ""
+    defer: bool = False  # survey: check and stop before acting (blast-radius guard)
 
 
 def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
@@ -75,6 +83,12 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
         force=job.force,
         only=list(job.only),
         signatures=list(job.signatures),
+        suppress=dict(job.suppress),
+        reset_breaker=job.reset_breaker,
+        hold_seconds=job.hold_seconds,
+        hold_reason=job.hold_reason,
+        hold_by=job.hold_by,
+        defer=job.defer,
     )
     if job.action == "deploy":
         cron_config = {k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action")}
@@ -272,6 +286,7 @@ class HostRun:
             report.changes = list(event.get("changes", []))
             report.preflight = list(event.get("preflight", []))
             report.cron_runs = list(event.get("cron_runs", []))
+            report.guards = {k: event[k] for k in ("breakers", "hold") if event.get(k)}
             if report.before is None and event.get("before"):
                 report.before = event["before"]
         elif kind == "file":

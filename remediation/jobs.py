@@ -5,7 +5,10 @@ Each function takes plain options, prints through a Rich console and returns the
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +16,14 @@ from typing import Any
 
 from rich.console import Console
 
-from .agent.plan import ONLY_CHOICES
-from .errors import GuardianError, InventoryError
+from .agent.plan import OK_OUTCOMES
+from .alerts import alert_messages, send_webhook
+from .errors import GuardianError, InventoryError, ReportError
 from .fleet import DEFAULT_FORKS, run_fleet
+from .history import history_table, load_history, write_history_html
 from .hostrun import JobOptions
+from .html import write_run_html
+from .incidents import BlastGuard, batches_for
 from .inventory import HostSpec, Inventory, load_inventory
 from .render import ProgressView, host_view, run_view, to_text
 from .report import ReportStore, RunReport, new_run_id
@@ -41,40 +48,93 @@ class FleetRequest:
     accept_new_host_keys: bool = False
     ssh_config: str | None = "~/.ssh/config"
     overrides: dict[str, Any] = field(default_factory=dict)
-    force: bool = False
-    only: Sequence[str] = ()
+    force: bool = False  # act even on a common-cause incident (blast-radius guard)
+    only: Sequence[str] = ()  # recover: "locks" and/or signatures (uw, sip, or full names)
     json_output: bool = False
     remove: bool = False  # deploy --remove
+    serial: str | None = None  # rolling: "2" or "25%"
+    max_fail_percent: float | None = None
+    blast_percent: float = 50.0
+    blast_min_hosts: int = 4
+    reset_breaker: bool = False
+    yes: bool = False  # confirmed for protected groups
+    webhook: str | None = None
+    hold_seconds: float = 0.0
+    hold_reason: str = ""
+
+
+ONLY_ALIASES = {"uw": "uw_socket", "sip": "alpaca_sip_delay", "alpaca": "alpaca_sip_delay"}
+LAST_FAILED = "@last-failed"
 
 
 def select_hosts(request: FleetRequest) -> tuple[Inventory, list[HostSpec]]:
     overrides = {k: v for k, v in request.overrides.items() if v is not None}
     inventory = load_inventory(list(request.inventory), overrides=overrides)
-    hosts = inventory.select(request.hosts)
+    pattern = request.hosts
+    if LAST_FAILED in pattern:
+        failed = ReportStore(request.reports).last_failed()
+        if not failed:
+            raise GuardianError(f"{LAST_FAILED}: the last run recorded no failed or unreachable host")
+        pattern = pattern.replace(LAST_FAILED, ",".join(failed))
+    hosts = inventory.select(pattern)
     if not hosts:
         raise InventoryError(f"--hosts {request.hosts!r} selects no host after exclusions")
     return inventory, hosts
 
 
+def resolve_only(only: Sequence[str], signature_names: Sequence[str]) -> tuple[str, ...]:
+    """``--only locks,uw`` -> ("locks", "uw_socket"); unknown names are an error listing choices."""
+    resolved = []
+    for item in only:
+        name = ONLY_ALIASES.get(item, item)
+        if name != "locks" and name not in signature_names:
+            choices = ["locks", *ONLY_ALIASES, *signature_names]
+            raise GuardianError(f"--only {item!r}: expected a comma list of {', '.join(choices)}")
+        resolved.append(name)
+    return tuple(resolved)
+
+
+def confirm_protected(inventory: Inventory, hosts: Sequence[HostSpec], request: FleetRequest, command: str) -> None:
+    protected = sorted({g for h in hosts for g in h.groups if g in inventory.protected_groups})
+    if (not protected and not any(h.settings.get("protected") for h in hosts)) or request.yes or request.dry_run:
+        return
+    question = (
+        f"{command} will act on {len(hosts)} host(s) in protected group(s) {', '.join(protected) or '(host)'}. "
+        "Continue? [y/N] "
+    )
+    if not sys.stdin.isatty():
+        raise GuardianError(f"{question.split(' Continue')[0]}; not confirmed: re-run with --yes")
+    if input(question).strip().lower() not in ("y", "yes"):
+        raise GuardianError("not confirmed; nothing was done")
+
+
 def run_job(request: FleetRequest, *, command: str, console: Console, action: str = "run") -> RunReport:
     """Check, heal, verify and collect on every selected host; returns the saved report."""
-    for item in request.only:
-        if item not in ONLY_CHOICES:
-            raise GuardianError(f"--only {item!r}: expected a comma list of {', '.join(ONLY_CHOICES)}")
     if request.forks < 1:
         raise GuardianError("--forks must be at least 1")
     inventory, hosts = select_hosts(request)
     signatures = load_rules(list(request.rules))
+    only = resolve_only(request.only, [s.name for s in signatures])
+    try:
+        batches = batches_for([h.name for h in hosts], request.serial)
+    except ValueError as exc:
+        raise GuardianError(str(exc)) from None
+    if command == "recover":
+        confirm_protected(inventory, hosts, request, command)
     job = JobOptions(
         run_id=new_run_id(),
         command=command,
         dry_run=request.dry_run,
-        force=request.force,
-        only=tuple(request.only),
+        force=command == "recover",
+        only=only,
         signatures=rules_data(signatures),
         check=request.check,
         action=action,
         remove=request.remove,
+        reset_breaker=request.reset_breaker,
+        hold_seconds=request.hold_seconds,
+        hold_reason=request.hold_reason,
+        hold_by=f"{getpass.getuser()}@{socket.gethostname()}",
     )
     store = ReportStore(request.reports)
     progress = ProgressView(console, [h.name for h in hosts])
@@ -89,6 +149,11 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         "rules": [str(p) for p in request.rules],
         "overrides": {k: v for k, v in request.overrides.items() if v is not None},
         "remove": request.remove,
+        "serial": request.serial,
+        "max_fail_percent": request.max_fail_percent,
+        "blast_radius_percent": request.blast_percent,
+        "reset_breaker": request.reset_breaker,
+        "webhook": bool(request.webhook),
     }
     with progress.running():
         report = run_fleet(
@@ -101,7 +166,26 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
             options=options,
             progress=progress.update,
             summarize=lambda r: to_text(run_view(r, str(store.run_dir(r.run_id)))),
+            blast=BlastGuard(request.blast_percent, request.blast_min_hosts, request.force)
+            if action == "run"
+            else None,
+            batches=batches,
+            max_fail_percent=request.max_fail_percent,
         )
+    store.save_last_failed([h.host for h in report.hosts if h.outcome not in OK_OUTCOMES])
+    try:
+        write_run_html(store, report)
+        write_history_html(store)
+    except ReportError as exc:
+        console.print(f"[yellow]warning: HTML report not written: {exc}[/]")
+    if request.webhook and not request.dry_run:
+        messages = alert_messages(report)
+        problems = send_webhook(request.webhook, messages) if messages else []
+        if messages:
+            report.options["alerts_sent"] = len(messages) - len(problems)
+        if problems:
+            report.options["alert_problems"] = problems
+        store.save(report)
     return report
 
 
@@ -120,6 +204,23 @@ def premarket(
     return 130 if report.interrupted else int(report.exit_code or 0)
 
 
+def recover(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Run the recovery sequence on every host whatever its check says (rolling, guarded)."""
+    return premarket(request, command="recover", console=console)
+
+
+def hold(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Put a maintenance hold on each host: every runner skips it until the hold expires."""
+    if request.hold_seconds <= 0:
+        raise GuardianError("--for must be a positive duration, e.g. 30m or 2h")
+    return premarket(request, command="hold", console=console, action="hold")
+
+
+def release(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Lift the maintenance hold on each host."""
+    return premarket(request, command="release", console=console, action="release")
+
+
 def deploy(request: FleetRequest, *, console: Console | None = None) -> int:
     """Install the runner, its config, logrotate rule, permissions and crontab block on each host."""
     return premarket(request, command="deploy", console=console, action="deploy")
@@ -131,11 +232,20 @@ def collect(request: FleetRequest, *, console: Console | None = None) -> int:
 
 
 def show_report(
-    reports: Path, *, run_id: str | None = None, host: str | None = None, console: Console | None = None
+    reports: Path,
+    *,
+    run_id: str | None = None,
+    host: str | None = None,
+    history: bool = False,
+    console: Console | None = None,
 ) -> int:
-    """Print a stored run (latest by default), or one host's detail."""
+    """Print a stored run (latest by default), one host's detail, or the fleet's history."""
     console = console or Console()
     store = ReportStore(reports)
+    if history:
+        console.print(history_table(load_history(store, host=host)))
+        console.print(f"[dim]fleet timeline: {store.root / 'index.html'}[/]")
+        return 0
     report = store.load(run_id)
     if host is None:
         console.print(run_view(report, str(store.run_dir(report.run_id))))

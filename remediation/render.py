@@ -44,6 +44,9 @@ OUTCOME_STYLE = {
     "removed": "bold green",
     "preflight-failed": "bold red",
     "collected": "green",
+    "held": "cyan",
+    "released": "green",
+    "skipped": "yellow",
 }
 EXIT_CODES_HELP = "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -66,7 +69,9 @@ def _state(check: dict[str, Any] | None) -> str:
 
 
 def action_summary(action: dict[str, Any]) -> str:
-    mark = {"ok": "✓", "failed": "✗", "skipped": "-", "planned": "?"}.get(str(action.get("result")), "")
+    mark = {"ok": "✓", "failed": "✗", "skipped": "-", "planned": "?", "blocked": "✗ BLOCKED"}.get(
+        str(action.get("result")), ""
+    )
     return f"{action.get('kind')} {action.get('target')} {mark}".strip()
 
 
@@ -154,11 +159,23 @@ def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
         parts = [collect_table(report), reasons_block(report)]
     else:
         parts = [recap_table(report), reasons_block(report)]
+    for incident in report.incidents:
+        verb = "acted anyway (--force)" if incident.get("forced") else "no restarts done; --force to act"
+        parts.append(
+            Text(
+                f"COMMON-CAUSE INCIDENT: {incident['signature']} on {len(incident['hosts'])} of "
+                f"{incident['selected']} hosts (> {incident['threshold_percent']:g}%): "
+                f"{', '.join(incident['hosts'])}; {verb}",
+                style="bold red",
+            )
+        )
+    if report.stopped_reason:
+        parts.append(Text(f"ROLLING RECOVERY STOPPED: {report.stopped_reason}", style="bold red"))
     footer = f"exit code {report.exit_code} ({EXIT_CODES_HELP})"
     if report.interrupted:
         footer = "INTERRUPTED by the operator; unfinished hosts are marked interrupted. " + footer
     if report_dir:
-        footer += f"\nreport: {report_dir}"
+        footer += f"\nreport: {report_dir}/index.html"
     parts.append(Text(footer, style="dim"))
     return Group(*parts)
 

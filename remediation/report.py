@@ -68,6 +68,7 @@ class HostReport:
     preflight: list[dict[str, Any]] = field(default_factory=list)  # deploy
     changes: list[dict[str, Any]] = field(default_factory=list)  # deploy
     cron_runs: list[dict[str, Any]] = field(default_factory=list)  # journals of cron runs on the host
+    guards: dict[str, Any] = field(default_factory=dict)  # breaker states, hold
 
     @property
     def matched_signatures(self) -> list[str]:
@@ -97,6 +98,8 @@ class RunReport:
     interrupted: bool = False
     exit_code: int | None = None
     guardian_version: str = VERSION
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # common-cause incidents
+    stopped_reason: str = ""  # rolling recovery stopped early
 
     def compute_exit_code(self) -> int:
         return exit_code_for([h.outcome for h in self.hosts])
@@ -114,6 +117,8 @@ class RunReport:
             "exit_code": self.exit_code,
             "options": self.options,
             "outcomes": {h.host: h.outcome for h in self.hosts},
+            "incidents": self.incidents,
+            "stopped_reason": self.stopped_reason,
             "hosts": [h.to_dict() for h in self.hosts],
         }
 
@@ -136,6 +141,8 @@ def run_report_from_dict(data: dict[str, Any]) -> RunReport:
         interrupted=bool(data.get("interrupted")),
         exit_code=data.get("exit_code"),
         guardian_version=data.get("guardian_version", ""),
+        incidents=list(data.get("incidents", [])),
+        stopped_reason=str(data.get("stopped_reason", "")),
     )
 
 
@@ -198,6 +205,16 @@ class ReportStore:
         host_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         atomic_write(host_dir / name, data)
         return f"{host}/{name}"
+
+    def save_last_failed(self, hosts: list[str]) -> None:
+        """The retry file: hosts of the last run that failed or were unreachable (``@last-failed``)."""
+        atomic_write(self.root / "last-failed", "".join(f"{h}\n" for h in hosts).encode())
+
+    def last_failed(self) -> list[str]:
+        try:
+            return [line.strip() for line in (self.root / "last-failed").read_text().splitlines() if line.strip()]
+        except OSError:
+            return []
 
     def latest_run_id(self) -> str:
         try:

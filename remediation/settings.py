@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "collect_max_bytes": 1 << 20,
     "alert_keep": 20,
     "protected": False,
+    "restart_budget_max": 3,  # at most this many restarts of one service ...
+    "restart_budget_window": 1800.0,  # ... within this many seconds, then the breaker opens
     # deploy: what cron runs on the host (UTC on the seed's droplets: 14:15 UTC = 9:15 ET)
     "schedules": [
         {
@@ -255,6 +257,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "alert_keep": _count,
     "protected": _bool,
     "schedules": _schedules,
+    "restart_budget_max": _count,
+    "restart_budget_window": _seconds,
 }
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openssh-server openssh-client supervisor cron logrotate iproute2 procps util-linux python3 python3-yaml)
+APT_PACKAGES=(openssh-server openssh-client supervisor cron logrotate iproute2 procps util-linux python3 python3-yaml chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

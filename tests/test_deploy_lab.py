@@ -28,6 +28,7 @@ def fleet(lab: Lab) -> Iterator[Lab]:
     for host in lab.hosts:
         lab.exec(host.name, ["crontab", "-r"], check=False)
         lab.fault(host.name, "reset")
+        lab.path(host.name, f"{APP}/state/guardian-breaker.json").unlink(missing_ok=True)
 
 
 def layered_inventory(lab: Lab, tmp_path: Path, **group_vars: object) -> list[Path]:

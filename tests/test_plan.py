@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from remediation.agent.guards import active_hold, breaker_open
 from remediation.agent.locks import LockInfo, LockVerdict, judge
 from remediation.agent.plan import check_state, decide, exit_code_for, final_outcome
 from remediation.agent.signatures import classify
+from remediation.incidents import BlastGuard, batches_for, host_decision, signature_verdicts
 from remediation.rules import load_rules
 
 SERVICES = ["trading-bot", "uw-daemon"]
@@ -73,11 +77,68 @@ def test_unknown_service_is_noted_not_restarted() -> None:
 
 def test_forced_recovery_with_only() -> None:
     stale = judge(lock("metadata.lock", pid=99999, alive=False), now=2000, max_age=3600)
-    plan = plan_for("[OK]", 0, [stale], force=True, only=["restarts"])
+    plan = plan_for("[OK]", 0, [stale], force=True, only=["uw_socket"])
+    assert [(a.kind, a.target) for a in plan.actions] == [("restart", "uw-daemon")]
+    plan = plan_for("[OK]", 0, [stale], force=True, only=["locks", "alpaca_sip_delay"])
     assert [(a.kind, a.target) for a in plan.actions] == [
-        ("restart", "uw-daemon"),
+        ("remove_lock", "metadata.lock"),
+        ("alert", "alpaca_sip"),
         ("restart", "trading-bot"),
     ]
+
+
+def test_suppressed_signature_is_noted_not_acted_on() -> None:
+    plan = plan_for("UW socket fail\nSIP delay", 2, suppress={"uw_socket": "common-cause incident"})
+    assert [(a.kind, a.target) for a in plan.actions] == [("alert", "alpaca_sip"), ("restart", "trading-bot")]
+    assert any("uw_socket: actions suppressed: common-cause incident" in n for n in plan.notes)
+
+
+def test_spent_restart_budget_blocks_the_restart() -> None:
+    spent = breaker_open("uw-daemon", [100.0, 200.0, 300.0], now=400.0, max_restarts=3, window=1800)
+    assert spent.open and spent.recent == [100.0, 200.0, 300.0]
+    plan = plan_for("UW socket fail", 2, breakers={"uw-daemon": spent})
+    assert [(a.kind, a.target) for a in plan.actions] == [("breaker_open", "uw-daemon")]
+    assert "restart budget spent: 3 restart(s) of uw-daemon" in plan.actions[0].reason
+    aged = breaker_open("uw-daemon", [100.0, 200.0, 300.0], now=2050.0, max_restarts=3, window=1800)
+    assert not aged.open and aged.recent == [300.0]  # the window closes the breaker again
+
+
+def test_blast_radius_verdicts_decide_early() -> None:
+    guard = BlastGuard(percent=50, min_hosts=4)
+    # 5 of 6 hosts: incident as soon as 4 are known (4/6 > 50%).
+    survey: dict[str, list[str] | None] = {
+        "h1": ["uw"],
+        "h2": ["uw"],
+        "h3": ["uw"],
+        "h4": ["uw"],
+        "h5": None,
+        "h6": None,
+    }
+    assert signature_verdicts(survey, guard) == {"uw": "incident"}
+    # 1 known of 6, 1 unknown: at most 2/6 <= 50%: fine, no need to wait for the hanging host.
+    survey = {"h1": ["uw"], "h2": [], "h3": [], "h4": [], "h5": [], "h6": None}
+    assert signature_verdicts(survey, guard) == {"uw": "ok"}
+    # 3 known of 6 with 1 unknown: could still cross: undecided.
+    survey = {"h1": ["uw"], "h2": ["uw"], "h3": ["uw"], "h4": [], "h5": [], "h6": None}
+    assert signature_verdicts(survey, guard) == {"uw": None}
+    assert host_decision(["uw"], {"uw": None}) == (False, [])
+    # Small selections never count as incidents.
+    assert signature_verdicts({"h1": ["uw"], "h2": ["uw"]}, guard) == {"uw": "ok"}
+
+
+def test_batches() -> None:
+    names = [f"h{i}" for i in range(1, 7)]
+    assert batches_for(names, "2") == [["h1", "h2"], ["h3", "h4"], ["h5", "h6"]]
+    assert batches_for(names, "25%") == [["h1", "h2"], ["h3", "h4"], ["h5", "h6"]]
+    assert batches_for(names, None) == [names]
+    with pytest.raises(ValueError):
+        batches_for(names, "lots")
+
+
+def test_holds_expire() -> None:
+    assert active_hold({"until": 200.0, "reason": "upgrade"}, now=100.0) is not None
+    assert active_hold({"until": 200.0, "reason": "upgrade"}, now=201.0) is None
+    assert active_hold({"reason": "broken file"}, now=1.0) is None
 
 
 def test_lock_verdicts() -> None:

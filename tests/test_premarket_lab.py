@@ -33,6 +33,8 @@ def fleet(lab: Lab) -> Iterator[Lab]:
     yield lab
     for host in lab.hosts:
         lab.fault(host.name, "reset")
+        # Each test starts with a fresh restart budget (the breaker state is kept on the host).
+        lab.path(host.name, f"{APP}/state/guardian-breaker.json").unlink(missing_ok=True)
 
 
 def pids(lab: Lab, host: str) -> tuple[int, int]:

@@ -7,8 +7,9 @@ prints it, and reports explain each action with the plan's reasons, so the three
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .guards import BreakerState
 from .locks import LockVerdict
 from .signatures import Signature, SignatureMatch
 
@@ -35,10 +36,15 @@ OUTCOMES = (
     "removed",
     "preflight-failed",
     "collected",
+    "held",
+    "released",
+    "skipped",
+    "deferred",  # survey only, never final
 )
-OK_OUTCOMES = frozenset({"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected"})
+OK_OUTCOMES = frozenset(
+    {"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected", "held", "released"}
+)
 UNREACHABLE_OUTCOMES = frozenset({"unreachable", "host-key-rejected"})
-ONLY_CHOICES = ("locks", "restarts", "alerts")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ def decide(
     settle_seconds: float,
     force: bool = False,
     only: Sequence[str] = (),
+    suppress: Mapping[str, str] | None = None,
+    breakers: Mapping[str, BreakerState] | None = None,
 ) -> Plan:
     """Decide what to do on one host.
 
@@ -127,7 +135,9 @@ def decide(
         services: logical service names this host defines.
         settle_seconds: the stabilisation wait before verification.
         force: recover whatever the check said (``invoke recover``): every signature's actions.
-        only: with ``force``, limit to these kinds of step (``locks``, ``restarts``, ``alerts``).
+        only: limit recovery to these steps: ``locks`` and/or signature names.
+        suppress: signature name -> why its actions must not run here (a common-cause incident).
+        breakers: service -> restart budget state; a spent budget blocks the restart.
     """
     notes: List[str] = []
     if not force and state.state == HEALTHY:
@@ -140,9 +150,9 @@ def decide(
             settle_seconds,
             [f"no recovery: {state.reason} (only exit codes 1 and 2 trigger recovery)"],
         )
-    wanted = set(only) if only else set(ONLY_CHOICES)
+    wanted = set(only)
     actions: List[PlannedAction] = []
-    if "locks" in wanted:
+    if not wanted or "locks" in wanted:
         for verdict in locks:
             if verdict.stale:
                 actions.append(
@@ -163,6 +173,11 @@ def decide(
         hits = by_signature.get(signature.name)
         if not hits and not force:
             continue
+        if wanted and signature.name not in wanted:
+            continue
+        if suppress and signature.name in suppress:
+            notes.append(f"{signature.name}: actions suppressed: {suppress[signature.name]}")
+            continue
         if hits:
             first = hits[0]
             line = first.line.strip()[:160]
@@ -171,8 +186,6 @@ def decide(
             why = f"{signature.name}: forced recovery"
         for rule_action in signature.actions:
             kind = "restart" if rule_action.kind == "restart" else "alert"
-            if (kind == "restart" and "restarts" not in wanted) or (kind == "alert" and "alerts" not in wanted):
-                continue
             if kind == "restart":
                 if rule_action.target not in services:
                     notes.append(
@@ -183,6 +196,17 @@ def decide(
                 if rule_action.target in restarted:
                     continue
                 restarted.append(rule_action.target)
+                breaker = (breakers or {}).get(rule_action.target)
+                if breaker is not None and breaker.open:
+                    actions.append(
+                        PlannedAction(
+                            "breaker_open",
+                            rule_action.target,
+                            f"{why}; restart NOT done: restart budget spent: {breaker.describe()}",
+                            {"signature": signature.name, "breaker": breaker.to_dict()},
+                        )
+                    )
+                    continue
             actions.append(PlannedAction(kind, rule_action.target, why, {"signature": signature.name}))
     if not matches and not force:
         notes.append("no known failure signature matched; clearing stale locks and re-checking")

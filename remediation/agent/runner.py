@@ -22,6 +22,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from . import BUNDLE_DIGEST, VERSION
 from .checkrun import CheckRun, run_check
 from .deploy import Installer
+from .guards import (
+    Hold,
+    breaker_open,
+    load_restart_history,
+    read_hold,
+    record_restart,
+    release_hold,
+    reset_breakers,
+    write_hold,
+)
 from .hostlock import HostBusy, HostLock
 from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, make_manager
@@ -143,6 +153,17 @@ class Runner:
 
     def _locked_sequence(self) -> Dict[str, Any]:
         record = self.record
+        hold = read_hold(self.lock_dir, now=time.time())
+        if hold is not None:
+            record["hold"] = hold.to_dict()
+            return self.finish(
+                "held", f"maintenance hold until {hold.to_dict()['until_iso']} by {hold.by or '?'}: {hold.reason}"
+            )
+        if self.config.get("reset_breaker"):
+            if self.dry_run:
+                record.setdefault("warnings", []).append("would reset the restart budget (breaker)")
+            elif reset_breakers(self.lock_dir):
+                self.log.write("Restart budget reset by the operator (--reset-breaker)")
         self.log.write(
             f"Guardian {VERSION} run {self.run_id} ({record['runner']}) starting: {os.path.basename(self.check_path)}"
         )
@@ -158,6 +179,20 @@ class Runner:
         record["locks"] = [
             {"name": v.lock.name, "stale": v.stale, "reason": v.reason, "pid": v.lock.pid} for v in verdicts
         ]
+        now = time.time()
+        history = load_restart_history(self.lock_dir)
+        window = float(self.config.get("restart_budget_window", 1800))
+        breakers = {
+            name: breaker_open(
+                name,
+                history.get(name, []),
+                now=now,
+                max_restarts=int(self.config.get("restart_budget_max", 3)),
+                window=window,
+            )
+            for name in self.services
+        }
+        record["breakers"] = {k: v.to_dict() for k, v in breakers.items() if v.recent}
         plan = decide(
             before,
             first.matches,
@@ -167,10 +202,15 @@ class Runner:
             settle_seconds=float(self.config.get("settle_seconds", 5)),
             force=bool(self.config.get("force", False)),
             only=list(self.config.get("only", [])),
+            suppress=dict(self.config.get("suppress", {})),
+            breakers=breakers,
         )
         record["plan"] = plan.to_dict()
         self.emit({"event": "plan", **record["plan"]})
         after: Optional[CheckState] = None
+        if plan.recover and self.config.get("defer") and not self.dry_run:
+            # Survey for the blast-radius guard: the controller decides, then runs us again to act.
+            return self.finish("deferred", "checked; recovery deferred until the fleet-wide incident check")
         if plan.recover and not self.dry_run:
             after = self._recover(plan, verdicts)
         elif plan.recover:
@@ -234,9 +274,26 @@ class Runner:
                     )
                     self.log.write(f"Cleared stale lock {action.target}: {outcome} ({action.reason})")
                 elif action.kind == "restart":
-                    new_pid, detail = self._restart(action)
+                    try:
+                        new_pid, detail = self._restart(action)
+                    finally:
+                        record_restart(
+                            self.lock_dir,
+                            action.target,
+                            now=time.time(),
+                            window=float(self.config.get("restart_budget_window", 1800)),
+                        )
                     restarted[action.target] = new_pid
                     result.update(result="ok", detail=detail, new_pid=new_pid)
+                elif action.kind == "breaker_open":
+                    path = self._write_alert(action, name=f"guardian_breaker_{action.target}")
+                    result.update(
+                        result="blocked",
+                        detail=f"breaker open; wrote {os.path.basename(path)}",
+                        file=os.path.basename(path),
+                        breaker=action.detail.get("breaker"),
+                    )
+                    self.log.write(f"CRITICAL: breaker open for {action.target}: {action.reason}")
                 elif action.kind == "alert":
                     path = self._write_alert(action)
                     result.update(result="ok", detail=f"wrote {os.path.basename(path)}", file=os.path.basename(path))
@@ -299,11 +356,11 @@ class Runner:
         self.emit({"event": "confirm", "service": service, "confirmed": ok, "pid": state.pid})
         self.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed'} (pid {state.pid})")
 
-    def _write_alert(self, action: PlannedAction) -> str:
+    def _write_alert(self, action: PlannedAction, *, name: Optional[str] = None) -> str:
         stamp = time.strftime("%Y%m%d_%H%M%S")
-        base = f"{action.target}_alert_{stamp}"
+        base = f"{name or action.target}_alert_{stamp}"
         text = (
-            f"CRITICAL ALERT: {action.target}\n"
+            f"CRITICAL ALERT: {name or action.target}\n"
             f"Host: {self.record['host']} ({socket.gethostname()})\n"
             f"Time: {_now_iso()}\n"
             f"Run: {self.run_id} ({self.record['runner']})\n"
@@ -368,6 +425,35 @@ class Runner:
         self.emit({"event": "result", **self.record})
         self.send_files()
         return self.record
+
+    def change_hold(self, action: str) -> int:
+        """``invoke hold`` / ``invoke release``: put or lift a maintenance hold on this host."""
+        self.emit({"event": "start", "hostname": socket.gethostname(), "version": VERSION, "dry_run": self.dry_run})
+        now = time.time()
+        record: Dict[str, Any] = {"host": self.config.get("host"), "run_id": self.run_id, "actions": []}
+        if action == "hold":
+            hold = Hold(
+                now + float(self.config.get("hold_seconds", 3600)),
+                str(self.config.get("hold_reason", "")),
+                str(self.config.get("hold_by", "")),
+                now,
+            )
+            if not self.dry_run:
+                os.makedirs(self.lock_dir, mode=0o750, exist_ok=True)
+                write_hold(self.lock_dir, hold)
+                HostLog(self._safe_log_path("guardian.log")).write(
+                    f"Maintenance hold until {hold.to_dict()['until_iso']} by {hold.by}: {hold.reason}"
+                )
+            record.update(
+                outcome="held", reason=f"held until {hold.to_dict()['until_iso']}: {hold.reason}", hold=hold.to_dict()
+            )
+        else:
+            existed = False if self.dry_run else release_hold(self.lock_dir)
+            if existed:
+                HostLog(self._safe_log_path("guardian.log")).write("Maintenance hold released")
+            record.update(outcome="released", reason="hold released" if existed else "no hold was set")
+        self.emit({"event": "result", **record})
+        return 0
 
     def send_files(self) -> None:
         max_bytes = int(self.config.get("collect_max_bytes", 1 << 20))
@@ -548,6 +634,8 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     if action == "collect":
         runner.collect_only()
         return 0
+    if action in ("hold", "release"):
+        return runner.change_hold(action)
     record = runner.run()
     return 0 if record["outcome"] in ("healthy", "healed") else 2
 

@@ -1,0 +1,65 @@
+"""Operator alerts over a Slack-compatible webhook: breaker open, unhealthy after recovery,
+common-cause incidents. Optional; the URL (which usually embeds a token) never appears in logs,
+reports or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+from .report import RunReport
+
+_STILL_BAD = {"still-unhealthy", "still-degraded"}
+
+
+def alert_messages(report: RunReport) -> list[str]:
+    """Pure: the alert texts a run calls for (empty when nothing needs a human)."""
+    messages: list[str] = []
+    for incident in report.incidents:
+        forced = " (forced: acted anyway)" if incident.get("forced") else "; no restarts were done"
+        messages.append(
+            f":rotating_light: Guardian {report.command} {report.run_id}: common-cause incident "
+            f"{incident['signature']} on {len(incident['hosts'])} of {incident['selected']} hosts "
+            f"({', '.join(incident['hosts'])}){forced}"
+        )
+    for host in report.hosts:
+        for action in host.actions:
+            if action.get("kind") == "breaker_open":
+                breaker = action.get("breaker") or {}
+                messages.append(
+                    f":no_entry: Guardian {report.run_id}: breaker OPEN on {host.host} for {action.get('target')}: "
+                    f"{breaker.get('description', '')}"
+                )
+        if host.outcome in _STILL_BAD:
+            messages.append(f":warning: Guardian {report.run_id}: {host.host} is {host.outcome} after recovery")
+    return messages
+
+
+def send_webhook(url: str, messages: Sequence[str], *, retries: int = 3, timeout: float = 5.0) -> list[str]:
+    """POST each message as ``{"text": ...}``; retry with backoff. Returns problems (URL-free)."""
+    problems: list[str] = []
+    if not url.startswith(("http://", "https://")):
+        return ["webhook alert not sent: the webhook URL must start with http:// or https://"]
+    for message in messages:
+        body = json.dumps({"text": message}).encode()
+        for attempt in range(1, retries + 1):
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
+                    if 200 <= response.status < 300:
+                        break
+                    error = f"HTTP {response.status}"
+            except urllib.error.HTTPError as exc:
+                error = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                error = type(reason).__name__ if not isinstance(reason, str) else "unreachable"
+            if attempt == retries:
+                problems.append(f"webhook alert not delivered after {retries} attempts ({error})")
+            else:
+                time.sleep(0.5 * 2 ** (attempt - 1))
+    return problems

@@ -1,0 +1,408 @@
+"""The HTML report of a run and the fleet history: escaped, self-contained, checked in a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from remediation.history import history_table, load_history, render_history_html, write_history_html
+from remediation.html import host_anchor, write_run_html
+from remediation.render import to_text
+from remediation.report import CollectedFile, HostReport, ReportStore, RunReport
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+HOSTILE = "<script>alert(1)</script>"
+
+
+def _file(host: str, name: str, size: int = 1200) -> CollectedFile:
+    return CollectedFile(name, f"{host}/{name}", size, size, "3f" * 32, False)
+
+
+def realistic(run_id: str = "20260302T133001Z-7c1e", *, hostile: bool = False) -> RunReport:
+    """A premarket run over four droplets: healed, healthy, unreachable, still degraded."""
+    t0 = 1772458201.0
+    uw_tail = (
+        "2026-03-02 13:30:01 pre-market health check v2\n"
+        "[ok] disk 41% used\n"
+        "[ok] alpaca account active\n"
+        "[FAIL] UW websocket: connection_error after 3 retries\n"
+        "[ok] clock skew 12ms\n"
+        "RESULT: UNHEALTHY (1 failure)\n"
+    )
+    healed = HostReport(
+        "droplet-1",
+        "203.0.113.10",
+        "ssh",
+        outcome="healed",
+        started_at="2026-03-02T13:30:01Z",
+        duration=9.4,
+        runner="laptop",
+        remote_version="0.1.0",
+        phases=[
+            {"phase": "lock", "t": t0},
+            {"phase": "check", "t": t0 + 0.4},
+            {"phase": "recover", "t": t0 + 2.1},
+            {"phase": "settle", "t": t0 + 3.0},
+            {"phase": "verify", "t": t0 + 8.0},
+            {"phase": "collect", "t": t0 + 9.0},
+        ],
+        before={
+            "exit_code": 2,
+            "state": "unhealthy",
+            "reason": "exit code 2",
+            "tail": uw_tail + ("\x1b[31mred\x1b[0m " + HOSTILE + "\n" if hostile else ""),
+            "matches": [
+                {
+                    "signature": "uw_socket",
+                    "pattern": "connection_error",
+                    "line_no": 4,
+                    "line": "[FAIL] UW websocket: connection_error after 3 retries",
+                }
+            ]
+            + (
+                [{"signature": HOSTILE, "pattern": "x", "line_no": 7, "line": "\x1b[31mred\x1b[0m " + HOSTILE}]
+                if hostile
+                else []
+            ),
+        },
+        after={"exit_code": 0, "state": "healthy", "reason": "exit code 0", "tail": "RESULT: HEALTHY\n"},
+        plan={"notes": [], "actions": []},
+        locks=[
+            {"name": "uw_flow.lock", "stale": True, "reason": "pid 4121 is dead, 2.1 h old", "pid": 4121},
+        ],
+        actions=[
+            {
+                "kind": "remove_lock",
+                "target": "uw_flow.lock",
+                "result": "ok",
+                "detail": "removed",
+                "reason": "stale: pid 4121 is dead, 2.1 h old",
+                "at": "2026-03-02T13:30:03Z",
+                "t": t0 + 2.2,
+            },
+            {
+                "kind": "restart",
+                "target": "uw-daemon",
+                "result": "ok",
+                "detail": "pid 4121 -> 5230, stable after 5s",
+                "reason": "uw_socket matched line 4: [FAIL] UW websocket: connection_error"
+                + (HOSTILE if hostile else ""),
+                "at": "2026-03-02T13:30:03Z",
+                "t": t0 + 2.4,
+            },
+        ],
+        files=[
+            _file("droplet-1", "guardian.log"),
+            _file("droplet-1", "guardian_pre_market_health_check_output.log"),
+            _file("droplet-1", "journal-20260302T093000Z.json", 610),
+        ]
+        + ([CollectedFile("../../etc/passwd", "../../etc/passwd", 1, 1, "00" * 32, False)] if hostile else []),
+        cron_runs=[
+            {
+                "run_id": "20260302T093000Z",
+                "outcome": "healed",
+                "reason": "",
+                "started_at": "2026-03-02T09:30:00Z",
+                "actions": [
+                    {"kind": "restart", "target": "uw-daemon", "result": "ok", "reason": "uw_socket matched line 4"}
+                ],
+            }
+        ],
+        warnings=[HOSTILE] if hostile else [],
+    )
+    healthy = HostReport(
+        "droplet-2",
+        "203.0.113.11",
+        "ssh",
+        outcome="healthy",
+        started_at="2026-03-02T13:30:01Z",
+        duration=1.3,
+        phases=[{"phase": "lock", "t": t0}, {"phase": "check", "t": t0 + 0.3}, {"phase": "collect", "t": t0 + 1.1}],
+        before={
+            "exit_code": 0,
+            "state": "healthy",
+            "reason": "exit code 0",
+            "tail": "RESULT: HEALTHY\n",
+            "matches": [],
+        },
+        plan={"notes": ["no recovery: exit code 0"], "actions": []},
+        locks=[{"name": "trading.lock", "stale": False, "reason": "held by live pid 811", "pid": 811}],
+        files=[_file("droplet-2", "guardian.log")],
+    )
+    down = HostReport(
+        "droplet-3",
+        "203.0.113.12",
+        "ssh",
+        outcome="unreachable",
+        reason="cannot connect to 203.0.113.12:22: Connection timed out after 10s",
+        started_at="2026-03-02T13:30:01Z",
+        duration=10.0,
+    )
+    degraded = HostReport(
+        "droplet-4",
+        "203.0.113.13",
+        "ssh",
+        outcome="still-degraded",
+        reason="the check still fails after recovery",
+        started_at="2026-03-02T13:30:01Z",
+        duration=11.8,
+        phases=[
+            {"phase": "check", "t": t0 + 0.5},
+            {"phase": "recover", "t": t0 + 1.9},
+            {"phase": "verify", "t": t0 + 9.0},
+        ],
+        before={
+            "exit_code": 1,
+            "state": "degraded",
+            "reason": "exit code 1",
+            "tail": "[WARN] Alpaca SIP delay 2300ms (limit 500ms)\nRESULT: DEGRADED\n",
+            "matches": [
+                {
+                    "signature": "alpaca_sip",
+                    "pattern": "SIP.*delay",
+                    "line_no": 1,
+                    "line": "[WARN] Alpaca SIP delay 2300ms (limit 500ms)",
+                }
+            ],
+        },
+        after={
+            "exit_code": 1,
+            "state": "degraded",
+            "reason": "exit code 1",
+            "tail": "[WARN] Alpaca SIP delay 2150ms (limit 500ms)\nRESULT: DEGRADED\n",
+        },
+        actions=[
+            {
+                "kind": "alert",
+                "target": "alpaca_sip",
+                "result": "ok",
+                "detail": "wrote alpaca_sip_alert_20260302T133003Z.txt",
+                "reason": "alpaca_sip matched line 1",
+                "t": t0 + 2.0,
+            },
+            {
+                "kind": "restart",
+                "target": "trading-bot",
+                "result": "ok",
+                "detail": "pid 990 -> 1204",
+                "reason": "alpaca_sip matched line 1",
+                "t": t0 + 2.3,
+            },
+        ],
+        files=[_file("droplet-4", "guardian.log"), _file("droplet-4", "alpaca_sip_alert_20260302T133003Z.txt", 214)],
+        warnings=["restart budget for trading-bot: 2 of 3 restarts used in the last 60 min (breaker closes at 3)"],
+    )
+    if "guards" in HostReport.__dataclass_fields__:
+        degraded.guards = {"breakers": {"trading-bot": {"recent": 2, "max_restarts": 3, "open": False}}}
+        if hostile:
+            healed.guards = {"hold": {"by": HOSTILE, "reason": "\x1b]0;pwned\x07"}}
+    return RunReport(
+        run_id=run_id,
+        command="premarket",
+        started_at="2026-03-02T13:30:01Z",
+        finished_at="2026-03-02T13:30:13Z",
+        hosts=[healed, healthy, down, degraded],
+        complete=True,
+        exit_code=4,
+    )
+
+
+def test_run_page_escapes_everything_from_hosts(tmp_path: Path) -> None:
+    store = ReportStore(tmp_path)
+    report = realistic(hostile=True)
+    path = write_run_html(store, report)
+    assert path == tmp_path / report.run_id / "index.html"
+    text = path.read_text(encoding="utf-8")
+    assert HOSTILE not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[31mred" in text  # ANSI escapes made visible
+    # exactly one script element: the constant self-check (pinned by hash in the CSP)
+    assert text.count("<script") == 1
+    assert "script-src 'sha256-" in text
+
+
+def test_run_page_is_self_contained_with_anchors_and_relative_links(tmp_path: Path) -> None:
+    store = ReportStore(tmp_path)
+    report = realistic(hostile=True)
+    text = write_run_html(store, report).read_text(encoding="utf-8")
+    # no URL to anywhere: every src/href is relative or an in-page anchor
+    assert not re.search(r"https?:|//|ftp:|file:|data:text|@import|url\(", text)
+    for host in report.hosts:
+        assert f'id="{host_anchor(host.host)}"' in text
+        assert f'href="#{host_anchor(host.host)}"' in text
+    assert 'href="droplet-1/guardian.log"' in text
+    assert 'href="droplet-4/alpaca_sip_alert_20260302T133003Z.txt"' in text
+    hrefs = re.findall(r'href="([^"]*)"', text)
+    assert all(not h.startswith("/") and ".." not in h.replace("../index.html", "") for h in hrefs), hrefs
+    assert "unsafe path, not linked" in text
+    # timeline with reasons, exit codes, matched line, cron journal, breaker state
+    assert "why: stale: pid 4121 is dead" in text
+    assert "exit 2" in text and "exit 0" in text
+    assert '<mark class="hit">[FAIL] UW websocket: connection_error after 3 retries</mark>' in text
+    assert "20260302T093000Z" in text
+    assert "restart budget for trading-bot" in text
+    section = text[text.index('id="host-droplet-1"') :]
+    assert section.index("phase</span> check") < section.index("remove_lock") < section.index("<b>check after</b>")
+
+
+def _write_runs(store: ReportStore, outcomes: list[dict[str, str]], *, cron: dict[int, dict[str, str]]) -> None:
+    for i, per_host in enumerate(outcomes):
+        run_id = f"202603{i + 1:02d}T133000Z-{i:04x}"
+        hosts = []
+        for name, outcome in per_host.items():
+            host = HostReport(name, "198.18.0.1", "ssh", outcome=outcome, reason=f"{outcome} reason")
+            for j, (cron_host, cron_outcome) in enumerate(cron.get(i, {}).items()):
+                if cron_host == name:
+                    host.cron_runs.append(
+                        {
+                            "run_id": f"202603{i + 1:02d}T09300{j}Z",
+                            "outcome": cron_outcome,
+                            "started_at": f"2026-03-{i + 1:02d}T09:30:0{j}Z",
+                            "actions": [],
+                        }
+                    )
+            hosts.append(host)
+        report = RunReport(run_id, "premarket", f"2026-03-{i + 1:02d}T13:30:00Z", hosts=hosts, complete=True)
+        store.save(report)
+        write_run_html(store, report)
+
+
+def test_history_flags_flapping_hosts_and_merges_cron_runs(tmp_path: Path) -> None:
+    store = ReportStore(tmp_path)
+    flappy = ["healthy", "still-degraded", "healed", "still-degraded", "healthy"]
+    _write_runs(
+        store,
+        [{"h1": "healthy", "h2": o, "h3": "healthy" if i < 4 else "unreachable"} for i, o in enumerate(flappy)],
+        cron={1: {"h3": "healthy"}, 2: {"h3": "healthy"}},
+    )
+    # a later run collects the same cron journal again: it must appear once
+    again = store.load(store.run_ids()[2])
+    again.hosts[2].cron_runs.append(dict(store.load(store.run_ids()[1]).hosts[2].cron_runs[0]))
+    store.save(again)
+    history = load_history(store)
+    assert history.hosts == ["h1", "h2", "h3"]
+    cron_runs = [r for r in history.runs if r.cron]
+    assert [r.run_id for r in cron_runs] == ["20260302T093000Z", "20260303T093000Z"]
+    assert len(history.runs) == 7
+    assert [r.started_at for r in history.runs] == sorted(r.started_at for r in history.runs)
+    assert history.flapping() == ["h2"]
+    assert history.changes("h1") == 0
+    text = to_text(history_table(history), width=140)
+    assert "FLAPPING" in text and text.count("FLAPPING") == 1
+    h2_line = next(line for line in text.splitlines() if "h2" in line)
+    assert "FLAPPING" in h2_line
+
+    page = render_history_html(history)
+    assert "flapping: 4 changes" in page
+    assert page.count('data-check="host"') == 3
+    assert f'href="{store.run_ids()[0]}/index.html#host-h2"' in page
+
+    one = load_history(store, host="h3")
+    assert one.hosts == ["h3"]
+    host_text = to_text(history_table(one), width=140)
+    assert "cron" in host_text and "unreachable" in host_text
+
+    assert len(load_history(store, limit=3).runs) == 3
+    path = write_history_html(store)
+    assert path == tmp_path / "index.html" and path.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_history_survives_a_broken_report(tmp_path: Path) -> None:
+    store = ReportStore(tmp_path)
+    _write_runs(store, [{"h1": "healthy"}, {"h1": "healed"}], cron={})
+    (tmp_path / store.run_ids()[0] / "report.json").write_text("{not json")
+    history = load_history(store)
+    assert history.skipped == [store.run_ids()[0]]
+    assert len(history.runs) == 1
+    assert HOSTILE not in render_history_html(load_history(ReportStore(tmp_path / "none")))
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("CI must run the browser test: install Debian's chromium (scripts/setup.sh APT_PACKAGES)")
+    pytest.skip("chromium is not installed")
+
+
+def _browser(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={profile}",
+    ]
+    env = {**os.environ, "HOME": str(profile)}
+    return subprocess.run(
+        [chromium, *flags, *args], capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL
+    )
+
+
+def _dom(chromium: str, profile: Path, page: Path) -> str:
+    result = _browser(chromium, profile, "--virtual-time-budget=2000", "--dump-dom", page.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_pages_load_in_a_real_browser(tmp_path: Path) -> None:
+    chromium = _chromium()
+    store = ReportStore(tmp_path / "reports")
+    report = realistic("20260302T133001Z-7c1e", hostile=True)
+    store.save(report)
+    run_page = write_run_html(store, report)
+    _write_runs(
+        store, [{"droplet-1": o, "droplet-2": "healthy"} for o in ("healthy", "healed", "still-degraded")], cron={}
+    )
+    history_page = write_history_html(store)
+
+    dom = _dom(chromium, tmp_path / "profile", run_page)
+    head = re.search(r"<html[^>]*>", dom)
+    assert head is not None and 'data-selfcheck="ok"' in head.group(0), head
+    for host in report.hosts:
+        assert f'id="{host_anchor(host.host)}"' in dom
+        assert re.search(rf'<a href="#{re.escape(host_anchor(host.host))}">', dom)
+    assert "alert(1)" in dom and "<script>alert(1)" not in dom
+
+    dom = _dom(chromium, tmp_path / "profile", history_page)
+    head = re.search(r"<html[^>]*>", dom)
+    assert head is not None and 'data-selfcheck="ok"' in head.group(0), head
+    assert all(f">{h}</th>" in dom for h in ("droplet-1", "droplet-2", "droplet-3", "droplet-4"))
+
+    # the self-check really detects a broken page (a missing host section)
+    broken = run_page.with_name("broken.html")
+    broken.write_text(run_page.read_text().replace('data-check="host"', "", 1))
+    head = re.search(r"<html[^>]*>", _dom(chromium, tmp_path / "profile", broken))
+    assert head is not None and 'data-selfcheck="error: expected 4 sections, found 3"' in head.group(0)
+
+
+def test_screenshot_of_a_realistic_run(tmp_path: Path) -> None:
+    """A screenshot renders; with GUARDIAN_SCREENSHOTS=1 it becomes docs/report-screenshot.png."""
+    chromium = _chromium()
+    store = ReportStore(tmp_path / "reports")
+    report = realistic()
+    store.save(report)
+    page = write_run_html(store, report)
+    out = tmp_path / "shot.png"
+    result = _browser(chromium, tmp_path / "profile", f"--screenshot={out}", "--window-size=1280,1600", page.as_uri())
+    assert result.returncode == 0 and out.is_file() and out.stat().st_size > 10_000, result.stderr[-2000:]
+    if os.environ.get("GUARDIAN_SCREENSHOTS"):  # refresh the documentation's screenshot
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(out, DOCS / "report-screenshot.png")
