@@ -67,7 +67,15 @@ class FleetRun:
         self.report.hosts = [
             HostReport(h.name, "local" if h.is_local else h.address, "local" if h.is_local else "ssh") for h in hosts
         ]
-        self.survey_on = blast is not None and not job.dry_run and job.action == "run" and len(hosts) >= blast.min_hosts
+        # A rolling recovery (several batches) is its own blast-radius limit: one batch at a time,
+        # verified before the next, and later batches are not even surveyed.
+        self.survey_on = (
+            blast is not None
+            and not job.dry_run
+            and job.action == "run"
+            and len(hosts) >= blast.min_hosts
+            and not (batches and len(batches) > 1)
+        )
         self.blast = blast or BlastGuard()
         self.batches = batches or [list(self.order)]
         self.max_fail_percent = max_fail_percent
