@@ -209,7 +209,7 @@ def host_anchor(name: str) -> str:
 def file_href(path: str) -> str | None:
     """A relative href for a collected file (``<host>/<file>``), or None if the path is not plain."""
     parts = path.split("/")
-    if len(parts) != 2 or not all(_SAFE_NAME.match(p) and p not in (".", "..") for p in parts):
+    if len(parts) != 2 or not all(_SAFE_NAME.fullmatch(p) and p not in (".", "..") for p in parts):
         return None
     return "/".join(quote(p, safe="") for p in parts)
 

@@ -178,7 +178,7 @@ class ReportStore:
         return self.root / run_id
 
     def host_dir(self, run_id: str, host: str) -> Path:
-        if not _SAFE_FILE.match(host):
+        if not _SAFE_FILE.fullmatch(host):
             raise ReportError(f"unsafe host name for a report folder: {host!r}")
         return self.run_dir(run_id) / host
 
@@ -199,7 +199,7 @@ class ReportStore:
         Names come from the host and are untrusted: anything but a plain file name is refused,
         and the file is created without following symlinks.
         """
-        if not _SAFE_FILE.match(name):
+        if not _SAFE_FILE.fullmatch(name):
             raise ReportError(f"refusing to store a collected file with an unsafe name: {name!r}")
         host_dir = self.host_dir(run_id, host)
         host_dir.mkdir(parents=True, exist_ok=True, mode=0o750)

@@ -104,14 +104,14 @@ def _opt_path(value: Any) -> str | None:
 
 def _program(value: Any) -> str:
     text = _str(value, "a program name or path")
-    if not _PROGRAM.match(text):
+    if not _PROGRAM.fullmatch(text):
         raise SettingError(f"{text!r} is not a plain program name or path (no spaces or shell characters)")
     return text
 
 
 def _hostname(value: Any) -> str:
     text = _str(value, "a host name or address")
-    if not _HOSTNAME.match(text):
+    if not _HOSTNAME.fullmatch(text):
         raise SettingError(f"{text!r} is not a valid host name or IP address")
     return text
 
@@ -124,7 +124,7 @@ def _port(value: Any) -> int:
 
 def _user(value: Any) -> str:
     text = _str(value, "a user name")
-    if not _USER.match(text):
+    if not _USER.fullmatch(text):
         raise SettingError(f"{text!r} is not a valid user name")
     return text
 

@@ -71,7 +71,7 @@ class SignatureMatch:
 
 def validate_name(value: object, key: str) -> str:
     """Return ``value`` if it is a safe identifier (service, alert or signature name)."""
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise RuleError(
             key,
             f"{value!r} is not a valid name (letters, digits, '_', '.', '@', '-'; at most 64)",
@@ -113,9 +113,9 @@ def load_signatures(doc: object, *, where: str = "signatures") -> List[Signature
     """
     items = doc.get("signatures") if isinstance(doc, dict) else doc
     if isinstance(doc, dict):
-        unknown = sorted(set(doc) - {"signatures"})
+        unknown = sorted(str(k) for k in doc if k != "signatures")
         if unknown:
-            raise RuleError(unknown[0], "unknown key in a rules file (expected 'signatures')")
+            raise RuleError(unknown[0] or "''", "unknown key in a rules file (expected 'signatures')")
     if not isinstance(items, list):
         raise RuleError(where, "expected a list of signatures")
     result: List[Signature] = []
@@ -124,9 +124,11 @@ def load_signatures(doc: object, *, where: str = "signatures") -> List[Signature
         key = f"{where}[{index}]"
         if not isinstance(raw, dict):
             raise RuleError(key, "a signature is a mapping with name, patterns and actions")
-        unknown = sorted(set(raw) - {"name", "description", "patterns", "actions", "case_sensitive"})
+        unknown = sorted(
+            str(k) for k in raw if k not in ("name", "description", "patterns", "actions", "case_sensitive")
+        )
         if unknown:
-            raise RuleError(f"{key}.{unknown[0]}", "unknown key")
+            raise RuleError(f"{key}.{unknown[0] or repr('')}", "unknown key")
         name = validate_name(raw.get("name"), f"{key}.name")
         if name in seen:
             raise RuleError(f"{key}.name", f"duplicate signature name {name!r}")
