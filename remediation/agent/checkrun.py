@@ -64,7 +64,10 @@ def run_check(
         return CheckRun(argv, None, False, f"health check not found: {missing}", 0.0, 0, "", [])
     log_fd = -1
     if log_path:
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        try:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        except OSError:
+            log_fd = -1  # a symlinked or unwritable output log is never followed; the check still runs
     try:
         proc = subprocess.Popen(
             argv,

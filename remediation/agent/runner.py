@@ -55,13 +55,19 @@ class HostLog:
     def __init__(self, path: Optional[str]) -> None:
         self.path = path
         self.lines: List[str] = []
+        self.error = ""
 
     def write(self, message: str) -> None:
         line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}"
         self.lines.append(line)
-        if self.path is None:
+        if self.path is None or self.error:
             return
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            # A symlinked or unwritable log is never followed; the run goes on and says so.
+            self.error = f"{self.path} not written: {exc.strerror}"
+            return
         try:
             os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
         finally:
@@ -387,6 +393,8 @@ class Runner:
 
     def finish(self, outcome: str, reason: str, *, emit: bool = True) -> Dict[str, Any]:
         record = self.record
+        if self.log.error:
+            record.setdefault("warnings", []).append(self.log.error)
         record.update(
             outcome=outcome,
             reason=reason,
