@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .ansible_inventory import load_inventory_document
 from .errors import HostSelectionError, InventoryError
 from .settings import DEFAULTS, SettingError, merge_settings, validate_setting
-from .yamlfile import KeyPath, LocatedYaml, load_located
+from .yamlfile import KeyPath, LocatedYaml
 
 LOCAL_HOST = "local"
 _FILE_KEYS = {"vars", "groups"}
@@ -77,7 +78,7 @@ class Inventory:
 def inventory_files(path: Path) -> list[Path]:
     """``path`` itself, or every ``*.yml``/``*.yaml`` file in it, sorted."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+        return sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml", ".ini") and p.is_file())
     if not path.exists():
         raise InventoryError("inventory file or directory does not exist", path=str(path))
     return [path]
@@ -103,7 +104,7 @@ def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None
     inventory = Inventory()
     layers = _Layers()
     for path in [p for given in paths for p in inventory_files(given)]:
-        doc = load_located(path)
+        doc = load_inventory_document(path)  # Guardian's own format, or an Ansible INI/YAML inventory
         inventory.files.append(str(path))
         _load_file(doc, inventory, layers)
     for doc, key_path, child in layers.child_refs:
