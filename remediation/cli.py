@@ -357,6 +357,15 @@ def release(
 
 
 @task(
+    help={key: HELP[key] for key in ("hosts", "inventory", "ssh_config")}, iterable=["inventory"], auto_shortflags=False
+)
+@_guard
+def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config: str = "~/.ssh/config") -> int:
+    """List the hosts a pattern selects, each setting's effective value and where it came from."""
+    return jobs.show_inventory(_request(hosts, inventory=inventory, ssh_config=ssh_config))
+
+
+@task(
     help={
         "run": "run id (default: the latest run)",
         "host": "show one host in detail (with --history: that host's runs)",
@@ -375,7 +384,7 @@ def report(
 def build_namespace() -> Collection:
     from . import labtasks
 
-    namespace = Collection(premarket, recover, deploy, collect, hold, release, report)
+    namespace = Collection(premarket, recover, deploy, collect, hold, release, report, inventory)
     namespace.add_collection(labtasks.lab)
     return namespace
 

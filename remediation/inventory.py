@@ -45,6 +45,7 @@ class HostSpec:
     settings: Mapping[str, Any]
     groups: tuple[str, ...] = ()
     source: str = ""
+    sources: Mapping[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
     @property
     def address(self) -> str:
@@ -92,6 +93,7 @@ class _Layers:
     group_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group -> vars, file order
     host_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # host -> its entries
     children: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[int, str] = field(default_factory=dict)  # id(vars dict) -> where it was written
     child_refs: list[tuple[LocatedYaml, KeyPath, str]] = field(default_factory=list)
 
 
@@ -124,18 +126,21 @@ def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None
     for name, entries in layers.host_vars.items():
         groups = sorted((g for g in inventory.groups if name in inventory.groups[g]), key=lambda g: depth[g])
         settings: dict[str, Any] = dict(DEFAULTS)
-        for values in layers.file_vars[name]:
+        sources = dict.fromkeys(DEFAULTS, "default")
+        ordered = [*layers.file_vars[name], *(v for g in groups for v in layers.group_vars.get(g, [])), *entries]
+        for values in [*ordered, overrides]:
             settings = merge_settings(settings, values)
-        for group in groups:
-            for values in layers.group_vars.get(group, []):
-                settings = merge_settings(settings, values)
-        for values in entries:
-            settings = merge_settings(settings, values)
-        settings = merge_settings(settings, overrides)
-        inventory.hosts[name] = HostSpec(name, settings, tuple(groups), inventory.files[-1])
+            label = layers.labels.get(id(values), "command line")
+            sources.update(dict.fromkeys(values, label))
+        inventory.hosts[name] = HostSpec(name, settings, tuple(groups), inventory.files[-1], sources)
     if LOCAL_HOST not in inventory.hosts:
         settings = merge_settings(merge_settings(DEFAULTS, {"transport": "local"}), overrides)
-        inventory.hosts[LOCAL_HOST] = HostSpec(LOCAL_HOST, settings, (), "built-in")
+        sources = {
+            **dict.fromkeys(DEFAULTS, "default"),
+            "transport": "built-in",
+            **dict.fromkeys(overrides, "command line"),
+        }
+        inventory.hosts[LOCAL_HOST] = HostSpec(LOCAL_HOST, settings, (), "built-in", sources)
     return inventory
 
 
@@ -147,6 +152,7 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
         if key not in _FILE_KEYS:
             raise doc.error((key,), f"unknown top-level key; expected {' or '.join(sorted(_FILE_KEYS))}")
     file_vars = _settings(doc, ("vars",), data.get("vars"), host_entry=False)
+    layers.labels[id(file_vars)] = f"file vars ({doc.path})"
     groups = _mapping(doc, ("groups",), data.get("groups"))
     for group, body in groups.items():
         _check_name(doc, ("groups", group), group)
@@ -161,9 +167,9 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
             if not isinstance(body["protected"], bool):
                 raise doc.error(("groups", group, "protected"), "expected true or false")
             inventory.protected_groups.add(group)
-        layers.group_vars.setdefault(group, []).append(
-            _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
-        )
+        group_vars = _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
+        layers.labels[id(group_vars)] = f"group {group} ({doc.path})"
+        layers.group_vars.setdefault(group, []).append(group_vars)
         children = body.get("children") or []
         if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
             raise doc.error(("groups", group, "children"), "expected a list of group names")
@@ -175,6 +181,7 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
         for host, host_vars in hosts.items():
             _check_name(doc, ("groups", group, "hosts", host), host)
             entry = _settings(doc, ("groups", group, "hosts", host), host_vars, host_entry=True)
+            layers.labels[id(entry)] = f"host entry ({doc.path}:{doc.line_of(('groups', group, 'hosts', host))})"
             if host not in layers.host_vars:
                 layers.host_vars[host] = []
                 layers.file_vars[host] = []

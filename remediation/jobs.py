@@ -25,7 +25,7 @@ from .hostrun import JobOptions
 from .html import write_run_html
 from .incidents import BlastGuard, batches_for
 from .inventory import HostSpec, Inventory, load_inventory
-from .render import ProgressView, host_view, run_view, to_text
+from .render import ProgressView, host_view, inventory_view, run_view, to_text
 from .report import ReportStore, RunReport, new_run_id
 from .rules import load_rules, rules_data
 from .transport import ConnectOptions
@@ -229,6 +229,40 @@ def deploy(request: FleetRequest, *, console: Console | None = None) -> int:
 def collect(request: FleetRequest, *, console: Console | None = None) -> int:
     """Bring each host's logs, alert files and cron-run journals home; run no check."""
     return premarket(request, command="collect", console=console, action="collect")
+
+
+def show_inventory(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Print the hosts a pattern selects with every effective setting and where it came from."""
+    console = console or Console()
+    inventory, hosts = select_hosts(request)
+    ssh_config = _ssh_config(request.ssh_config)
+    for host in hosts:
+        resolved = ssh_config.lookup(host.address) if ssh_config is not None and not host.is_local else {}
+        rows: list[tuple[str, str, str]] = []
+        for key in sorted({*host.settings, "address"}):
+            value, source = host.settings.get(key, host.address), host.sources.get(key, "host name")
+            ssh_key = {
+                "address": "hostname",
+                "user": "user",
+                "port": "port",
+                "key": "identityfile",
+                "jump": "proxyjump",
+            }.get(key)
+            if ssh_key and source == "default" and ssh_key in resolved:
+                value, source = resolved[ssh_key], f"ssh_config ({request.ssh_config})"
+            if key == "address" and "hostname" in resolved and resolved["hostname"] != host.address:
+                value, source = f"{host.address} -> {resolved['hostname']}", f"ssh_config ({request.ssh_config})"
+            rows.append((key, json.dumps(value, default=str) if not isinstance(value, str) else value, source))
+        console.print(inventory_view(host.name, host.groups, inventory.is_protected(host), rows))
+    return 0
+
+
+def _ssh_config(path: str | None) -> Any:
+    import paramiko
+
+    if not path or not Path(path).expanduser().is_file():
+        return None
+    return paramiko.SSHConfig.from_path(str(Path(path).expanduser()))
 
 
 def show_report(

@@ -11,7 +11,7 @@ import io
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -251,6 +251,18 @@ def _timeline_rows(host: HostReport) -> list[tuple[float, float | None, str, str
     if host.after:
         rows.append((phase_t.get("verify", check_t) + 0.0001, None, f"check after: {_state(host.after)}", ""))
     return sorted(rows, key=lambda row: row[0])
+
+
+def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequence[tuple[str, str, str]]) -> Table:
+    """One host's effective settings with the source of each (``invoke inventory``)."""
+    title = f"{name}  groups: {', '.join(groups) or '-'}" + ("  [protected]" if protected else "")
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    for key, value, source in rows:
+        table.add_row(key, clean(value), clean(source))
+    return table
 
 
 def _clock(ts: Any) -> str:

@@ -169,3 +169,31 @@ def test_group_cycle_is_an_error(tmp_path: Path) -> None:
     path.write_text("groups:\n  a: {children: [b]}\n  b: {children: [a]}\n")
     with pytest.raises(InventoryError, match="its own descendant"):
         load_inventory([path])
+
+
+def test_inventory_task_shows_values_and_their_sources(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from remediation import jobs
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        "vars: {user: deploy}\ngroups:\n  g:\n    vars: {manager: signal}\n    hosts:\n      web1: {port: 2200}\n"
+    )
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host web1\n  HostName 203.0.113.7\n  IdentityFile ~/.ssh/web\n")
+    out = io.StringIO()
+    request = jobs.FleetRequest(
+        hosts="web1", inventory=[inv], ssh_config=str(ssh_config), overrides={"settle_seconds": 2}
+    )
+    assert jobs.show_inventory(request, console=Console(file=out, width=200)) == 0
+    rows = {line.split("│")[0].strip(): line for line in out.getvalue().splitlines() if "│" in line}
+    assert "deploy" in rows["user"] and f"file vars ({inv})" in rows["user"]
+    assert "signal" in rows["manager"] and "group g" in rows["manager"]
+    assert "2200" in rows["port"] and "host entry" in rows["port"]
+    assert "203.0.113.7" in rows["address"] and "ssh_config" in rows["address"]
+    assert "ssh_config" in rows["key"]
+    assert "command line" in rows["settle_seconds"]
+    assert "default" in rows["check_timeout"]
