@@ -82,6 +82,20 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+def _flags(values: dict[str, Any]) -> dict[str, Any]:
+    """A task's own flags (its locals), ready for :func:`_request`."""
+    flags = {k: v for k, v in values.items() if k != "c"}
+    if "forks" in flags:
+        flags["forks"] = int(flags["forks"])
+    if "only" in flags:
+        flags["only"] = [item.strip() for item in str(flags["only"]).split(",") if item.strip()]
+    if "for_" in flags:
+        flags["hold_seconds"] = parse_duration(flags.pop("for_"))
+    if "reason" in flags:
+        flags["hold_reason"] = flags.pop("reason")
+    return flags
+
+
 def _request(
     hosts: str,
     *,
@@ -141,26 +155,7 @@ def premarket(
     webhook: str | None = None,
 ) -> int:
     """Check, heal, verify and collect on every selected host; one central report."""
-    return jobs.premarket(
-        _request(
-            hosts,
-            inventory=inventory,
-            rules=rules,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            settle=settle,
-            check_timeout=check_timeout,
-            host_deadline=host_deadline,
-            webhook=webhook,
-            blast_radius=blast_radius,
-            dry_run=dry_run,
-            forks=int(forks),
-            check=check,
-            accept_new_host_keys=accept_new_host_keys,
-            force=force,
-        )
-    )
+    return jobs.premarket(_request(**_flags(locals())))
 
 
 @task(
@@ -200,30 +195,7 @@ def recover(
     webhook: str | None = None,
 ) -> int:
     """Run the recovery sequence whatever the check says: rolling, budgeted, blast-radius guarded."""
-    return jobs.recover(
-        _request(
-            hosts,
-            inventory=inventory,
-            rules=rules,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            settle=settle,
-            check_timeout=check_timeout,
-            host_deadline=host_deadline,
-            webhook=webhook,
-            blast_radius=blast_radius,
-            max_fail_percent=max_fail_percent,
-            dry_run=dry_run,
-            forks=int(forks),
-            accept_new_host_keys=accept_new_host_keys,
-            force=force,
-            only=[o.strip() for o in only.split(",") if o.strip()],
-            serial=serial,
-            yes=yes,
-            reset_breaker=reset_breaker,
-        )
-    )
+    return jobs.recover(_request(**_flags(locals())))
 
 
 @task(
@@ -249,19 +221,7 @@ def deploy(
     json: bool = False,
 ) -> int:
     """Install the on-host runner, crontab block, permissions and log rotation, so hosts heal themselves."""
-    return jobs.deploy(
-        _request(
-            hosts,
-            inventory=inventory,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            dry_run=dry_run,
-            remove=remove,
-            forks=int(forks),
-            accept_new_host_keys=accept_new_host_keys,
-        )
-    )
+    return jobs.deploy(_request(**_flags(locals())))
 
 
 @task(help={key: HELP[key] for key in _CONNECT}, iterable=["inventory"], auto_shortflags=False)
@@ -277,17 +237,7 @@ def collect(
     json: bool = False,
 ) -> int:
     """Bring home each host's logs, alert files and cron-run journals without running any check."""
-    return jobs.collect(
-        _request(
-            hosts,
-            inventory=inventory,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            forks=int(forks),
-            accept_new_host_keys=accept_new_host_keys,
-        )
-    )
+    return jobs.collect(_request(**_flags(locals())))
 
 
 @task(
@@ -315,19 +265,7 @@ def hold(
     """Put hosts on maintenance hold: premarket, recover and cron skip them until it expires."""
     if not reason.strip():
         raise GuardianError("--reason is required: say why the hosts are held")
-    return jobs.hold(
-        _request(
-            hosts,
-            inventory=inventory,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            forks=int(forks),
-            accept_new_host_keys=accept_new_host_keys,
-            hold_seconds=parse_duration(for_),
-            hold_reason=reason,
-        )
-    )
+    return jobs.hold(_request(**_flags(locals())))
 
 
 @task(help={key: HELP[key] for key in _CONNECT}, iterable=["inventory"], auto_shortflags=False)
@@ -343,17 +281,7 @@ def release(
     json: bool = False,
 ) -> int:
     """Lift a maintenance hold now."""
-    return jobs.release(
-        _request(
-            hosts,
-            inventory=inventory,
-            reports=reports,
-            ssh_config=ssh_config,
-            json=json,
-            forks=int(forks),
-            accept_new_host_keys=accept_new_host_keys,
-        )
-    )
+    return jobs.release(_request(**_flags(locals())))
 
 
 @task(

@@ -21,7 +21,9 @@ from .render import OUTCOME_STYLE, clean
 from .report import ReportStore, RunReport, atomic_write
 
 FLAP_CHANGES = 3
-NON_HEALTH_COMMANDS = frozenset({"deploy", "collect"})  # their outcomes say nothing about health
+NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "hold", "release"})  # outcomes say nothing about health
+#: Outcomes that say nothing about the host's health either (it was not looked at).
+NO_VERDICT = frozenset({"pending", "held", "skipped", "interrupted", "busy", "deferred"})
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 GLYPHS = {
     "healthy": "●",
@@ -91,9 +93,15 @@ class History:
         return [(run, run.cells[host]) for run in self.runs if host in run.cells]
 
     def changes(self, host: str) -> int:
-        """How many times the host's health outcome changed from one run to the next."""
-        outcomes = [cell.outcome for run, cell in self.timeline(host) if run.health and cell.outcome != "pending"]
-        return sum(1 for a, b in zip(outcomes, outcomes[1:]) if a != b)
+        """How many times the host went from fine to having a problem, or back, run to run."""
+        # A change is between "was fine" (healthy) and "had a problem" (healed, still-*, unreachable, ...):
+        # a host that alternates between the two is flapping.
+        fine = [
+            cell.outcome == "healthy"
+            for run, cell in self.timeline(host)
+            if run.health and cell.outcome not in NO_VERDICT
+        ]
+        return sum(1 for a, b in zip(fine, fine[1:]) if a != b)
 
     def flapping(self) -> list[str]:
         """Hosts whose health outcome changed at least ``FLAP_CHANGES`` times."""

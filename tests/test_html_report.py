@@ -275,7 +275,7 @@ def _write_runs(store: ReportStore, outcomes: list[dict[str, str]], *, cron: dic
 
 def test_history_flags_flapping_hosts_and_merges_cron_runs(tmp_path: Path) -> None:
     store = ReportStore(tmp_path)
-    flappy = ["healthy", "still-degraded", "healed", "still-degraded", "healthy"]
+    flappy = ["healthy", "healed", "healthy", "still-degraded", "healthy"]  # fine, problem, fine, ...
     _write_runs(
         store,
         [{"h1": "healthy", "h2": o, "h3": "healthy" if i < 4 else "unreachable"} for i, o in enumerate(flappy)],
