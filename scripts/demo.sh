@@ -17,3 +17,5 @@ code=$?
 set -e
 $INV report --host h01
 echo "premarket exit code: $code"
+echo "HTML report: $PWD/reports/$(cat reports/latest)/index.html"
+echo "fleet timeline: $PWD/reports/index.html"
