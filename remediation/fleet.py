@@ -216,8 +216,7 @@ class FleetRun:
                             outcome="skipped",
                             reason=f"not started: {self.stopped_reason}",
                         )
-                        self.finish_host(skipped)
-                        self.futures = {f: v for f, v in self.futures.items() if v[0] != name or f.cancel() is False}
+                        self.finish_host(skipped)  # later batches were never submitted
 
     def run(self) -> RunReport:
         self.save()
