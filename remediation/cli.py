@@ -298,15 +298,21 @@ def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config
         "run": "run id (default: the latest run)",
         "host": "show one host in detail (with --history: that host's runs)",
         "history": "the fleet's outcomes across runs, cron runs included; flapping hosts flagged",
+        "json": "print the run's report.json (docs/report.schema.json) instead of the recap",
         "reports": "report folder",
     }
 )
 @_guard
 def report(
-    c: Any, run: str | None = None, host: str | None = None, history: bool = False, reports: str = "reports"
+    c: Any,
+    run: str | None = None,
+    host: str | None = None,
+    history: bool = False,
+    reports: str = "reports",
+    json: bool = False,
 ) -> int:
     """Show the latest run's recap, one host's timeline and files, or the fleet's history."""
-    return jobs.show_report(Path(reports), run_id=run, host=host, history=history)
+    return jobs.show_report(Path(reports), run_id=run, host=host, history=history, json_output=json)
 
 
 def build_namespace() -> Collection:

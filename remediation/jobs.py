@@ -271,6 +271,7 @@ def show_report(
     run_id: str | None = None,
     host: str | None = None,
     history: bool = False,
+    json_output: bool = False,
     console: Console | None = None,
 ) -> int:
     """Print a stored run (latest by default), one host's detail, or the fleet's history."""
@@ -281,6 +282,12 @@ def show_report(
         console.print(f"[dim]fleet timeline: {store.root / 'index.html'}[/]")
         return 0
     report = store.load(run_id)
+    if json_output:
+        data = report.to_dict()
+        if host is not None:
+            data["hosts"] = [h for h in data["hosts"] if h["host"] == host]
+        console.print_json(json.dumps(data, default=str))
+        return 0
     if host is None:
         console.print(run_view(report, str(store.run_dir(report.run_id))))
         return 0

@@ -6,6 +6,7 @@ the example app and real process managers are exercised in test_premarket_lab.py
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -235,3 +236,25 @@ def test_host_deadline_cuts_off_a_host_and_says_so(tmp_path: Path, app: Path) ->
     while subprocess.run(["pgrep", "-f", str(app / "pre_market_health_check.py")]).returncode == 0:
         assert time.monotonic() < deadline, "orphaned health check left running"
         time.sleep(0.1)
+
+
+def test_reports_validate_against_the_published_json_schema(tmp_path: Path, app: Path) -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
+    (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")
+    run(tmp_path, app)  # healed, with actions and files
+    run(tmp_path, app, dry_run=True)  # healthy dry run
+    (app / "state" / "code").write_text("7")
+    _, out = run(tmp_path, app, json_output=True)  # unexpected, printed as JSON
+    jsonschema.validate(json.loads(out), schema)
+    store = ReportStore(tmp_path / "reports")
+    for run_id in store.run_ids():
+        jsonschema.validate(json.loads((tmp_path / "reports" / run_id / "report.json").read_text()), schema)
+    printed = io.StringIO()
+    jobs.show_report(tmp_path / "reports", json_output=True, console=Console(file=printed, width=300))
+    jsonschema.validate(json.loads(printed.getvalue()), schema)
+    broken = json.loads(printed.getvalue())
+    broken["hosts"][0]["outcome"] = "fine-probably"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
