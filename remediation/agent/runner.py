@@ -21,7 +21,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import BUNDLE_DIGEST, VERSION
 from .checkrun import CheckRun, run_check
-from .deploy import Installer
 from .guards import (
     Hold,
     breaker_open,
@@ -333,11 +332,13 @@ class Runner:
         self.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
         deadline = time.monotonic() + float(self.config.get("restart_timeout", 15))
         state = before
-        while time.monotonic() < deadline:
+        pause = 0.1  # managers' restart commands usually return once the process is up: look at once,
+        while time.monotonic() < deadline:  # then back off (a status call can cost a third of a CPU-second)
             state = self._status(spec)
             if state.running and state.pid is not None and state.pid != before.pid:
                 return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
-            self.watch.sleep(0.2)
+            self.watch.sleep(pause)
+            pause = min(pause * 2, 1.0)
         raise ManagerError(
             f"{action.target} did not come back with a new pid within the restart timeout "
             f"(before: {before.state} pid {before.pid}; now: {state.state} pid {state.pid})"
@@ -633,6 +634,8 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     action = str(config.get("action", "run"))
     try:
         if action == "deploy":
+            from .deploy import Installer  # only deploy needs it: keeps every other run's start-up small
+
             record = Installer(config, emit).run()
             return 0 if record["outcome"] in ("changed", "unchanged", "would-change", "removed") else 2
         runner = Runner(config, emit)

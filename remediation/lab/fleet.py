@@ -476,7 +476,7 @@ class Lab:
         finally:
             log.close()
         start = None
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # generous: 100 hosts starting at once on 2 busy cores
         while start is None and time.monotonic() < deadline:
             start = proc_starttime(proc.pid)
         self._update_host(host.name, pid=proc.pid, start=start)
