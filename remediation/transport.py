@@ -120,8 +120,19 @@ def connection_for(
         connect_kwargs=connect_kwargs,
         gateway=gateway,
     )
-    _harden(conn, str(settings["known_hosts"]), options)
+    _harden(conn, known_hosts_for(host, conn), options)
     return conn
+
+
+def known_hosts_for(host: HostSpec, conn: Connection) -> str:
+    """The inventory's known_hosts, or ssh_config's ``UserKnownHostsFile`` when the inventory
+    leaves the default in place (as ssh itself would use it)."""
+    if host.sources.get("known_hosts", "default") == "default":
+        from_config = conn.ssh_config.get("userknownhostsfile")
+        if from_config:
+            first = from_config[0] if isinstance(from_config, list) else str(from_config).split()[0]
+            return str(first)
+    return str(host.settings["known_hosts"])
 
 
 def _harden(conn: Connection, known_hosts: str, options: ConnectOptions) -> None:

@@ -341,3 +341,33 @@ def test_premarket_through_a_jump_host(fleet: Lab, tmp_path: Path) -> None:
     new_lines = log.read_text()[len(seen) :]
     assert "Accepted publickey for root from 198.18.2.11 " in new_lines  # h01, the jump host
     assert "from 198.18.2.1 " not in new_lines  # not straight from the controller
+
+
+def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path) -> None:
+    lab = fleet
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        f"Host droplet-b\n  HostName 198.18.2.15\n  User root\n  IdentityFile {lab.key_path}\n"
+        f"  UserKnownHostsFile {lab.known_hosts_path}\n"
+    )
+    inventory = tmp_path / "alias.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "vars": {"python": "/usr/bin/python3", "app_dir": APP},
+                "groups": {"aliases": {"hosts": {"droplet-b": None}}},
+            }
+        )
+    )
+    request = jobs.FleetRequest(
+        hosts="droplet-b", inventory=[inventory], reports=tmp_path / "reports", ssh_config=str(ssh_config)
+    )
+    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
+    # Without UserKnownHostsFile the default ~/.ssh/known_hosts does not know the lab: refused.
+    ssh_config.write_text(
+        f"Host droplet-b\n  HostName 198.18.2.15\n  User root\n  IdentityFile {lab.key_path}\n"
+        f"  UserKnownHostsFile {tmp_path / 'empty_known_hosts'}\n"
+    )
+    (tmp_path / "empty_known_hosts").write_text("")
+    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 4
+    assert ReportStore(tmp_path / "reports").load().hosts[0].outcome == "host-key-rejected"
