@@ -10,6 +10,7 @@ import pytest
 
 from remediation.lab import Lab
 
+APP = "/root/stock-bot"
 LAB_HOSTS = 6  # manager cycle: supervisor, process-compose, signal, supervisor x3
 
 
@@ -59,3 +60,34 @@ def reset_host(lab: Lab) -> Iterator[Callable[[str], str]]:
     if lab.state_path.exists():
         for h in lab.hosts:
             reset(h.name)
+
+
+@pytest.fixture
+def fleet(lab: Lab) -> Iterator[Lab]:
+    """The session lab, checked healthy before the test and put back afterwards: faults reset,
+    crontabs removed, and the restart budget and holds Guardian keeps on each host forgotten."""
+    for host in lab.hosts:
+        check = lab.exec(host.name, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False)
+        assert check.returncode == 0, f"{host.name} not healthy before the test:\n{check.stdout}"
+    yield lab
+    for host in lab.hosts:
+        lab.exec(host.name, ["crontab", "-r"], check=False)
+        lab.fault(host.name, "reset")
+        for name in ("guardian-breaker.json", "guardian-hold.json"):
+            lab.path(host.name, f"{APP}/state/{name}").unlink(missing_ok=True)
+
+
+def run_cron_runner(lab: Lab, host: str) -> str:
+    """Run the deployed runner on ``host`` exactly as its crontab line would; returns its output."""
+    proc = lab.exec(
+        host,
+        [
+            "bash",
+            "-c",
+            f"cd {APP} && /usr/bin/python3 .guardian/guardian-runner.py --config .guardian/config.json "
+            "--runner cron --format text",
+        ],
+        check=False,
+        timeout=60,
+    )
+    return proc.stdout + proc.stderr

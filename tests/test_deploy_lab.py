@@ -6,7 +6,6 @@ import io
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from remediation.report import ReportStore, RunReport
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
 USER_LINE = "0 3 * * * /usr/bin/true my-own-backup"
-
-
-@pytest.fixture
-def fleet(lab: Lab) -> Iterator[Lab]:
-    yield lab
-    for host in lab.hosts:
-        lab.exec(host.name, ["crontab", "-r"], check=False)
-        lab.fault(host.name, "reset")
-        lab.path(host.name, f"{APP}/state/guardian-breaker.json").unlink(missing_ok=True)
 
 
 def layered_inventory(lab: Lab, tmp_path: Path, **group_vars: object) -> list[Path]:

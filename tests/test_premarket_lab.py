@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,6 @@ from remediation.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
-
-
-@pytest.fixture
-def fleet(lab: Lab) -> Iterator[Lab]:
-    """The lab, reset to healthy after the test (and checked healthy before it)."""
-    for host in lab.hosts:
-        assert (
-            lab.exec(host.name, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False).returncode == 0
-        ), f"{host.name} not healthy before the test"
-    yield lab
-    for host in lab.hosts:
-        lab.fault(host.name, "reset")
-        # Each test starts with a fresh restart budget (the breaker state is kept on the host).
-        lab.path(host.name, f"{APP}/state/guardian-breaker.json").unlink(missing_ok=True)
 
 
 def pids(lab: Lab, host: str) -> tuple[int, int]:

@@ -8,11 +8,11 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from conftest import run_cron_runner
 from rich.console import Console
 
 from remediation import jobs
@@ -22,16 +22,6 @@ from remediation.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
-
-
-@pytest.fixture
-def fleet(lab: Lab) -> Iterator[Lab]:
-    yield lab
-    for host in lab.hosts:
-        lab.exec(host.name, ["crontab", "-r"], check=False)
-        lab.fault(host.name, "reset")
-        for name in ("guardian-breaker.json", "guardian-hold.json"):
-            lab.path(host.name, f"{APP}/state/{name}").unlink(missing_ok=True)
 
 
 def uw_pid(lab: Lab, host: str) -> int:
@@ -133,18 +123,8 @@ def test_restart_budget_across_laptop_and_cron_runs(fleet: Lab, tmp_path: Path) 
     pids.append(uw_pid(lab, "h01"))
     # 2: the cron runner (same host state) restarts it again.
     lab.fault("h01", "uw")
-    cron = lab.exec(
-        "h01",
-        [
-            "bash",
-            "-c",
-            f"cd {APP} && /usr/bin/python3 .guardian/guardian-runner.py "
-            "--config .guardian/config.json --runner cron --format text",
-        ],
-        check=False,
-        timeout=60,
-    )
-    assert "outcome: healed" in cron.stdout, cron.stdout + cron.stderr
+    cron = run_cron_runner(lab, "h01")
+    assert "outcome: healed" in cron, cron
     pids.append(uw_pid(lab, "h01"))
     assert len(set(pids)) == 3
     # 3: the budget (2 in 10 min) is spent: no restart, a critical alert, breaker reported.
@@ -161,18 +141,8 @@ def test_restart_budget_across_laptop_and_cron_runs(fleet: Lab, tmp_path: Path) 
     assert any(f.name == alerts[0].name for f in host.files)
     assert "BLOCKED" in out
     # A cron run now is blocked too.
-    cron = lab.exec(
-        "h01",
-        [
-            "bash",
-            "-c",
-            f"cd {APP} && /usr/bin/python3 .guardian/guardian-runner.py "
-            "--config .guardian/config.json --runner cron --format text",
-        ],
-        check=False,
-        timeout=60,
-    )
-    assert "breaker_open uw-daemon: blocked" in cron.stdout and uw_pid(lab, "h01") == pids[-1]
+    cron = run_cron_runner(lab, "h01")
+    assert "breaker_open uw-daemon: blocked" in cron and uw_pid(lab, "h01") == pids[-1]
     # The operator resets the breaker: the next recovery restarts again.
     code, report, _ = run(lab, tmp_path, "recover", "h01", group_vars=budget, only=["uw"], reset_breaker=True, yes=True)
     assert code == 0 and outcomes(report) == {"h01": "healed"} and uw_pid(lab, "h01") != pids[-1]
@@ -245,18 +215,8 @@ def test_held_host_is_skipped_by_every_runner_until_the_hold_expires(fleet: Lab,
     assert outcomes(report) == {"h03": "held"} and "kernel upgrade" in report.hosts[0].reason
     code, report, _ = run(lab, tmp_path, "recover", "h03", yes=True)
     assert outcomes(report) == {"h03": "held"}
-    cron = lab.exec(
-        "h03",
-        [
-            "bash",
-            "-c",
-            f"cd {APP} && /usr/bin/python3 .guardian/guardian-runner.py "
-            "--config .guardian/config.json --runner cron --format text",
-        ],
-        check=False,
-        timeout=60,
-    )
-    assert "outcome: held" in cron.stdout
+    cron = run_cron_runner(lab, "h03")
+    assert "outcome: held" in cron
     assert uw_pid(lab, "h03") == before
     deadline = time.monotonic() + 20
     while True:  # the hold expires on its own

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from remediation.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
-
-
-@pytest.fixture
-def fleet(lab: Lab) -> Iterator[Lab]:
-    yield lab
-    for host in lab.hosts:
-        lab.fault(host.name, "reset")
-        lab.path(host.name, f"{APP}/state/guardian-breaker.json").unlink(missing_ok=True)
 
 
 def run(tmp_path: Path, inventory: list[Path], hosts: str, reports: Path | None = None) -> tuple[int, RunReport]:
