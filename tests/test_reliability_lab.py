@@ -188,3 +188,29 @@ def test_full_report_disk_gives_a_clear_error_and_keeps_old_reports(fleet: Lab, 
         os.unlink(filler)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_daemon_that_refuses_to_come_back_and_a_dead_manager(fleet: Lab, tmp_path: Path) -> None:
+    lab = fleet
+    # h04: the UW daemon is replaced by one that dies at once, so the restart cannot succeed.
+    daemon = lab.path("h04", f"{APP}/uw_flow_daemon.py")
+    original = daemon.read_text()
+    # h05: supervisord itself is gone, so the process manager answers with an error.
+    lab.fault("h04", "uw")
+    lab.fault("h05", "uw")
+    daemon.write_text("import sys\nsys.exit(1)\n")
+    lab.exec("h05", ["supervisorctl", "shutdown"])
+    try:
+        code, report = run(tmp_path, [lab.inventory_path], "h04,h05,h06")
+    finally:
+        daemon.write_text(original)
+        lab.exec("h05", ["supervisord", "-c", "/etc/supervisor/supervisord.conf"], check=False)
+    outcomes = {h.host: h.outcome for h in report.hosts}
+    assert outcomes == {"h04": "still-unhealthy", "h05": "still-unhealthy", "h06": "healthy"}
+    assert code == 2
+    for name in ("h04", "h05"):
+        host = next(h for h in report.hosts if h.host == name)
+        restart = next(a for a in host.actions if a["kind"] == "restart")
+        assert restart["result"] == "failed" and restart["detail"], restart
+    h05 = next(h for h in report.hosts if h.host == "h05")
+    assert "supervisor" in next(a for a in h05.actions if a["kind"] == "restart")["detail"].lower()
