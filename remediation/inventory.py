@@ -21,7 +21,7 @@ the order groups are listed, parents before children) < host entries < command-l
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,7 +285,3 @@ def _resolve_term(inventory: Inventory, term: str) -> list[str]:
         f"no group or host matches {term!r}. Groups: {', '.join(sorted(inventory.groups)) or 'none'}; "
         f"hosts: {', '.join(sorted(inventory.hosts))}"
     )
-
-
-def all_names(items: Iterable[HostSpec]) -> list[str]:
-    return [h.name for h in items]

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import socket
 import stat
 import sys
@@ -657,7 +656,3 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
         return runner.change_hold(action)
     record = runner.run()
     return 0 if record["outcome"] in ("healthy", "healed") else 2
-
-
-def describe_platform() -> str:
-    return f"python {platform.python_version()} on {platform.system()}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 #: Lines longer than this are cut before matching, which bounds the work per line.
 MAX_LINE_CHARS = 4096
@@ -206,19 +206,3 @@ def classify(output: str, signatures: List[Signature]) -> List[SignatureMatch]:
     for line in output.splitlines():
         scanner.feed_line(line)
     return scanner.matched()
-
-
-def matched_names(matches: Iterable[SignatureMatch]) -> List[str]:
-    """Signature names that matched, once each, in order."""
-    names: List[str] = []
-    for m in matches:
-        if m.signature not in names:
-            names.append(m.signature)
-    return names
-
-
-def find_signature(signatures: List[Signature], name: str) -> Optional[Signature]:
-    for s in signatures:
-        if s.name == name:
-            return s
-    return None
