@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,58 @@ def test_daemon_that_refuses_to_come_back_and_a_dead_manager(fleet: Lab, tmp_pat
         assert restart["result"] == "failed" and restart["detail"], restart
     h05 = next(h for h in report.hosts if h.host == "h05")
     assert "supervisor" in next(a for a in h05.actions if a["kind"] == "restart")["detail"].lower()
+
+
+def test_sshd_killed_mid_run_leaves_the_host_untouched_and_reported(fleet: Lab, tmp_path: Path) -> None:
+    """sshd dies after the check has started and before any restart: the controller reports the
+    host unreachable ("connection lost"), the runner on the host stops (no restart, lock freed),
+    and the other hosts finish normally."""
+    lab = fleet
+    check = lab.path("h05", f"{APP}/slow_check.py")
+    check.write_text(
+        "import time\nprint('checking', flush=True)\ntime.sleep(4)\nprint('[FAIL] UW socket failure')\n"
+        "raise SystemExit(2)\n"
+    )
+    other = lab.path("h06", f"{APP}/slow_check.py")
+    other.write_text("print('[OK] all good')\n")
+    before = json.loads(lab.path("h05", f"{APP}/state/uw_daemon.json").read_text())["pid"]
+    result: dict[str, object] = {}
+
+    def premarket() -> None:
+        request = jobs.FleetRequest(
+            hosts="h05,h06",
+            inventory=[lab.inventory_path],
+            reports=tmp_path / "reports",
+            ssh_config=None,
+            check="slow_check.py",
+            overrides={"settle_seconds": 1},
+        )
+        result["code"] = jobs.premarket(request, console=Console(file=io.StringIO()))
+
+    worker = threading.Thread(target=premarket)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while lab.exec("h05", ["pgrep", "-f", "slow_check.py"], check=False).returncode != 0:
+            assert time.monotonic() < deadline, "the slow check never started"
+            time.sleep(0.1)
+        # Kill every sshd process on h05 (the listener and the session's), by PID.
+        pids = lab.exec("h05", ["pgrep", "-x", "sshd"], check=False).stdout.split()
+        assert pids
+        lab.exec("h05", ["kill", "-9", *pids])
+    finally:
+        worker.join(timeout=90)
+    report = ReportStore(tmp_path / "reports").load()
+    outcomes = {h.host: h.outcome for h in report.hosts}
+    assert outcomes == {"h05": "unreachable", "h06": "healthy"}
+    h05 = next(h for h in report.hosts if h.host == "h05")
+    assert "connection lost" in h05.reason
+    assert result["code"] == 4
+    # Nothing was restarted on h05, and its runner let go of the host lock.
+    deadline = time.monotonic() + 15
+    while lab.exec("h05", ["pgrep", "-f", "slow_check.py|Guardian on-host runner"], check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the runner kept going after its controller vanished"
+        time.sleep(0.3)
+    assert json.loads(lab.path("h05", f"{APP}/state/uw_daemon.json").read_text())["pid"] == before
+    check.unlink()
+    other.unlink()
