@@ -27,13 +27,23 @@ def _lab(workdir: str | None) -> Any:
     help={
         "hosts": "how many droplets (default 4)",
         "managers": "comma list of managers, cycled",
+        "behind": "comma list NAME=GATEWAY (e.g. h04=h01): NAME gets no route from here, only via GATEWAY",
         "workdir": "lab folder",
     }
 )
-def up(c: Any, hosts: int = 4, managers: str = "", workdir: str | None = None) -> None:
+def up(c: Any, hosts: int = 4, managers: str = "", behind: str = "", workdir: str | None = None) -> None:
     """Bring up N lab droplets (own netns, PID ns, mounts, sshd, cron, process manager)."""
     lab = _lab(workdir)
-    started = lab.up(int(hosts), managers=[m for m in managers.split(",") if m] or None)
+    private: dict[str, str] = {}
+    for item in filter(None, (i.strip() for i in behind.split(","))):
+        name, sep, gateway = item.partition("=")
+        if not sep or not name or not gateway:
+            raise Exit(f"--behind: expected NAME=GATEWAY, got {item!r}", code=3)
+        private[name] = gateway
+    try:
+        started = lab.up(int(hosts), managers=[m for m in managers.split(",") if m] or None, behind=private)
+    except ValueError as exc:
+        raise Exit(f"lab.up: {exc}", code=3) from None
     console = Console()
     console.print(f"lab up: {len(started)} hosts; inventory {lab.inventory_path}")
     _print_status(lab, console)
@@ -77,7 +87,7 @@ def _print_status(lab: Any, console: Console) -> None:
     for row in rows:
         table.add_row(
             row.name,
-            row.address,
+            f"{row.address} (via {row.via})" if row.via else row.address,
             row.manager,
             "up" if row.sshd else "DOWN",
             "yes" if row.manager_running else "NO",

@@ -104,7 +104,7 @@ def connection_for(
             gateway = connection_for(inventory.hosts[jump], inventory, options, _depth=_depth + 1)
         else:
             gateway = Connection(jump, config=config, connect_timeout=int(settings["connect_timeout"]))
-            _harden(gateway, str(settings["known_hosts"]), options)
+            _harden_chain(gateway, host, options)
     # user and port are passed only when the inventory sets them, so that an ssh_config Host
     # entry (User, Port, HostName, IdentityFile, ProxyJump) applies as it would for ssh.
     explicit: dict[str, Any] = {}
@@ -121,7 +121,21 @@ def connection_for(
         gateway=gateway,
     )
     _harden(conn, known_hosts_for(host, conn), options)
+    if gateway is None:
+        # A ProxyJump from ssh_config: Fabric builds those hops itself, trusting any host key
+        # (AutoAddPolicy) and with no connect timeout. Hold them to the same rules as the target.
+        _harden_chain(conn.gateway, host, options)
     return conn
+
+
+def _harden_chain(gateway: object, host: HostSpec, options: ConnectOptions) -> None:
+    """Strict host keys and the host's connect timeout on every hop of a gateway chain that
+    Guardian did not build from the inventory (ssh_config ProxyJump, or a ``jump`` that names a
+    host outside the inventory). A ProxyCommand string is left as ssh would run it."""
+    while isinstance(gateway, Connection):
+        _harden(gateway, known_hosts_for(host, gateway), options)
+        gateway.connect_timeout = max(1, int(host.settings["connect_timeout"]))
+        gateway = gateway.gateway
 
 
 def known_hosts_for(host: HostSpec, conn: Connection) -> str:

@@ -304,30 +304,6 @@ def test_ctrl_c_writes_a_complete_report_and_frees_the_host(fleet: Lab, tmp_path
     assert "controller disconnected" in lab.path("h04", f"{APP}/logs/guardian.log").read_text()
 
 
-def test_premarket_through_a_jump_host(fleet: Lab, tmp_path: Path) -> None:
-    """h02 is reached through h01 (Fabric gateway, strict host keys on both hops): h02's sshd
-    sees the connection coming from h01's address, not from the controller's bridge."""
-    lab = fleet
-    extra = tmp_path / "zz-jump.yml"
-    extra.write_text(json.dumps({"groups": {"behind": {"hosts": {"h02": {"jump": "h01"}}}}}))
-    log = lab.path("h02", "/var/log/sshd.log")
-    seen = log.read_text() if log.exists() else ""
-    lab.fault("h02", "sip")
-    request = jobs.FleetRequest(
-        hosts="h02",
-        inventory=[lab.inventory_path, extra],
-        reports=tmp_path / "reports",
-        ssh_config=None,
-        overrides={"settle_seconds": 1},
-    )
-    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
-    report = ReportStore(tmp_path / "reports").load()
-    assert outcomes(report) == {"h02": "healed"}
-    new_lines = log.read_text()[len(seen) :]
-    assert "Accepted publickey for root from 198.18.2.11 " in new_lines  # h01, the jump host
-    assert "from 198.18.2.1 " not in new_lines  # not straight from the controller
-
-
 def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path) -> None:
     lab = fleet
     ssh_config = tmp_path / "ssh_config"

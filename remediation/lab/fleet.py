@@ -1,9 +1,15 @@
 """The lab fleet: many isolated droplets on one machine, each a real OpenSSH server.
 
-Every host lives in its own network namespace (veth on a bridge in 198.18.0.0/15, the
-RFC 2544 benchmarking range) and its own PID, mount and UTS namespaces, with
+Every host lives in its own network namespace (veth on a bridge in 198.18.<subnet>.0/24, part
+of the RFC 2544 benchmarking range) and its own PID, mount and UTS namespaces, with
 ``hostinit.py`` as PID 1 running sshd, cron and a process manager for the stock-bot
 example app.  Requires root.
+
+A host can also be *private*: its only link is a veth pair into another lab host's namespace
+(198.19.<subnet>.0/24), so it is reachable only through that host (a jump host), exactly like a
+droplet on a provider's private network.  The root namespace gets an ``unreachable`` route for
+the private range, so nothing from the controller can reach those hosts directly, and nothing
+meant for them leaves the machine.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +84,7 @@ class LabHost:
     address: str
     netns: str
     manager: str
+    via: str | None = None  # the lab host this private host is reachable through
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class HostStatus:
     sshd: bool
     manager_running: bool
     daemons: dict[str, int | None] = field(default_factory=dict)
+    via: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +166,24 @@ def ssh_banner(address: str, port: int = 22, timeout: float = 2.0) -> str | None
         return None
     line = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
     return line if line.startswith("SSH-") else None
+
+
+#: ssh_banner() as a stand-alone program, run inside a gateway's network namespace.
+_BANNER_PROBE = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 22), timeout=float(sys.argv[2])) as sock:
+        data = b""
+        while b"\\n" not in data and len(data) < 512:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            data += chunk
+except OSError:
+    data = b""
+line = data.split(b"\\n", 1)[0].decode("ascii", "replace").strip()
+print(line if line.startswith("SSH-") else "")
+"""
 
 
 def _netns_names() -> set[str]:
@@ -235,7 +261,7 @@ class Lab:
     def hosts(self) -> list[LabHost]:
         """The hosts recorded in ``workdir/lab.json``."""
         return [
-            LabHost(name=r["name"], address=r["address"], netns=r["netns"], manager=r["manager"])
+            LabHost(name=r["name"], address=r["address"], netns=r["netns"], manager=r["manager"], via=r.get("via"))
             for r in self._load()["hosts"]
         ]
 
@@ -333,7 +359,12 @@ class Lab:
         return result
 
     # ---------------------------------------------------------------------- up
-    def _assign(self, n: int, managers: Sequence[str] | None) -> list[LabHost]:
+    @property
+    def private_net(self) -> str:
+        """The range private hosts live in; unreachable from the root namespace."""
+        return f"198.19.{self.subnet}.0/24"
+
+    def _assign(self, n: int, managers: Sequence[str] | None, behind: Mapping[str, str]) -> list[LabHost]:
         if n < 1 or n > 244:
             raise ValueError(f"a lab holds 1..244 hosts, not {n}")
         if managers is None:
@@ -349,7 +380,15 @@ class Lab:
             netns = f"{self.prefix}-{name}"
             if len(netns) > 15:
                 raise ValueError(f"interface name {netns!r} is longer than 15 characters")
-            hosts.append(LabHost(name, f"198.18.{self.subnet}.{10 + i}", netns, manager))
+            via = behind.get(name)
+            net = 19 if via else 18
+            hosts.append(LabHost(name, f"198.{net}.{self.subnet}.{10 + i}", netns, manager, via))
+        names = {h.name for h in hosts}
+        for target, via in behind.items():
+            if target not in names or via not in names:
+                raise ValueError(f"behind={{{target!r}: {via!r}}}: both must be hosts of this lab ({sorted(names)})")
+            if via in behind:
+                raise ValueError(f"{via} is itself private; a private host's gateway must be a public host")
         return hosts
 
     def _ensure_bridge(self) -> None:
@@ -432,6 +471,9 @@ class Lab:
     def _setup_netns(self, host: LabHost) -> None:
         _run(["ip", "netns", "add", host.netns])
         _run(["ip", "link", "add", host.netns, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
+        if host.via:
+            self._link_private(host)
+            return
         _run(["ip", "link", "set", host.netns, "master", self.bridge, "up"])
         batch = (
             "link set lo up\n"
@@ -440,6 +482,32 @@ class Lab:
             f"route add default via 198.18.{self.subnet}.1\n"
         )
         _run(["ip", "-n", host.netns, "-batch", "-"], input=batch)
+
+    def _link_private(self, host: LabHost) -> None:
+        """Move the host end of ``host``'s veth into its gateway's namespace: a point-to-point
+        link 198.19.<subnet>.1 <-> the host's address, and no other route anywhere."""
+        gateway = self.host(host.via) if host.via else None
+        assert gateway is not None
+        gw_address = f"198.19.{self.subnet}.1"
+        _run(["ip", "link", "set", host.netns, "netns", gateway.netns])
+        _run(
+            ["ip", "-n", gateway.netns, "-batch", "-"],
+            input=(
+                f"link set {host.netns} up\n"
+                f"addr add {gw_address}/32 dev {host.netns}\n"
+                f"route add {host.address}/32 dev {host.netns}\n"
+            ),
+        )
+        _run(
+            ["ip", "-n", host.netns, "-batch", "-"],
+            input=(
+                "link set lo up\n"
+                f"addr add {host.address}/32 dev eth0\n"
+                "link set eth0 up\n"
+                f"route add {gw_address}/32 dev eth0\n"
+                f"route add default via {gw_address} dev eth0\n"
+            ),
+        )
 
     def _start_host(self, host: LabHost, pubkey: str) -> None:
         hd = self._write_host_files(host, pubkey)
@@ -491,14 +559,36 @@ class Lab:
             time.sleep(0.01)
         raise LabError(f"{host.name}: namespace did not start; see {hd / 'init.log'}")
 
+    def banner(self, host: LabHost, timeout: float = 1.0) -> str | None:
+        """The host's SSH banner, probed from where it is reachable: the root namespace for a
+        public host, its gateway's namespace for a private one."""
+        if not host.via:
+            return ssh_banner(host.address, timeout=timeout)
+        netns = self.host(host.via).netns
+        proc = subprocess.run(
+            ["ip", "netns", "exec", netns, HOST_PYTHON, "-I", "-c", _BANNER_PROBE, host.address, str(timeout)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout + 10,
+        )
+        line = proc.stdout.strip()
+        return line or None
+
     def _host_ready(self, host: LabHost) -> bool:
-        if ssh_banner(host.address, timeout=1.0) is None:
+        if self.banner(host) is None:
             return False
         return all(self.path(host.name, f"{APP_DIR}/{f}").exists() for f in STATE_FILES)
 
-    def up(self, n: int = 4, *, managers: Sequence[str] | None = None) -> list[LabHost]:
-        """Create ``n`` hosts, wait until each answers SSH and runs its daemons."""
-        hosts = self._assign(n, managers)
+    def up(
+        self, n: int = 4, *, managers: Sequence[str] | None = None, behind: Mapping[str, str] | None = None
+    ) -> list[LabHost]:
+        """Create ``n`` hosts, wait until each answers SSH and runs its daemons.
+
+        ``behind`` maps a host name to the host it is reachable through, e.g. ``{"h02": "h01"}``
+        makes h02 a private host with no route from the controller (see the module docstring).
+        """
+        hosts = self._assign(n, managers, behind or {})
         if not self.app_source.is_dir():
             raise LabError(f"app source {self.app_source} does not exist")
         self.down()  # leftovers of an earlier lab with this prefix (no-op when there are none)
@@ -509,6 +599,7 @@ class Lab:
                 "prefix": self.prefix,
                 "subnet": self.subnet,
                 "bridge": self.bridge,
+                "private_net": self.private_net if behind else None,
                 "hosts": [asdict(h) for h in hosts],
             }
         )
@@ -517,10 +608,15 @@ class Lab:
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "guardian-lab", "-f", str(self.key_path)])
         pubkey = self.key_path.with_suffix(".pub").read_text()
         self._ensure_bridge()
+        if behind:
+            # Before any private link exists: nothing for 198.19.<subnet>/24 may leave the machine.
+            _run(["ip", "route", "replace", "unreachable", self.private_net])
         workers = min(16, len(hosts))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(self._start_host, h, pubkey) for h in hosts]:
-                fut.result()
+            # Public hosts first: a private host's link goes into its gateway's namespace.
+            for wave in ([h for h in hosts if not h.via], [h for h in hosts if h.via]):
+                for fut in [pool.submit(self._start_host, h, pubkey) for h in wave]:
+                    fut.result()
         self._write_known_hosts(hosts)
         self._write_inventory(hosts)
         self._wait_ready(hosts)
@@ -562,7 +658,12 @@ class Lab:
                 "python": HOST_PYTHON,
             }
         }
-        groups = {"groups": {"lab": {"hosts": {h.name: {"address": h.address, "manager": h.manager} for h in hosts}}}}
+        entries: dict[str, dict[str, str]] = {}
+        for h in hosts:
+            entries[h.name] = {"address": h.address, "manager": h.manager}
+            if h.via:
+                entries[h.name]["jump"] = h.via
+        groups = {"groups": {"lab": {"hosts": entries}}}
         text = (
             f"# Generated by Guardian's lab fleet (remediation.lab) for {self.workdir}.\n"
             "# Do not edit: `Lab.up` rewrites this file.\n"
@@ -609,6 +710,8 @@ class Lab:
         for link in sorted(_link_names()):
             if link == self.bridge or pattern.match(link) or link in names:
                 _run(["ip", "link", "del", link], check=False)
+        if data.get("private_net"):
+            _run(["ip", "route", "del", "unreachable", str(data["private_net"])], check=False)
         # Wait for the recorded processes to be gone for good.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
@@ -642,9 +745,10 @@ class Lab:
                     manager=h.manager,
                     netns=h.netns in existing,
                     init_alive=init_pid is not None,
-                    sshd=ssh_banner(h.address, timeout=1.0) is not None,
+                    sshd=self.banner(h) is not None,
                     manager_running=manager_running,
                     daemons=daemons,
+                    via=h.via,
                 )
             )
         return result
@@ -682,7 +786,7 @@ class Lab:
                 return f"{host}: sshd already down"
             self.exec(host, ["kill", str(pid)])
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and ssh_banner(h.address, timeout=0.5) is not None:
+            while time.monotonic() < deadline and self.banner(h, timeout=0.5) is not None:
                 time.sleep(0.05)
             return f"{host}: killed sshd (pid {pid})"
         proc = self.exec(host, [HOST_PYTHON, f"{APP_DIR}/lab_fault.py", kind], timeout=60, check=True)
@@ -692,7 +796,7 @@ class Lab:
             if self.sshd_pid(host) is None:
                 os.kill(self._init_pid(host), signal.SIGUSR1)
                 deadline = time.monotonic() + 10
-                while ssh_banner(h.address, timeout=0.5) is None:
+                while self.banner(h, timeout=0.5) is None:
                     if time.monotonic() > deadline:
                         raise LabError(f"{host}: sshd did not come back")
                     time.sleep(0.05)
