@@ -18,6 +18,13 @@ Variables Guardian understands:
 Every other variable is ignored. ``all`` vars become file vars; hosts only in ``all`` (or before
 any INI section) form the group ``ungrouped``. Sibling groups sharing a host apply their vars in
 Ansible's order (``ansible_group_priority``, then name); otherwise groups keep file order.
+
+``group_vars/`` and ``host_vars/`` next to the inventory file are read as Ansible reads them:
+``group_vars/<group>`` with no extension or ``.yml``/``.yaml``/``.json``, or a directory of such
+files (sorted, recursively; hidden files skipped). A value there overrides the same group's (or
+host's) value written in the inventory file; ``group_vars/all`` overrides the inventory's ``all``
+vars. One difference from Ansible: there ``group_vars/all`` also beats *other* groups' inline vars;
+here a group's inline vars still apply after ``all``, as they would have without the directory.
 """
 
 from __future__ import annotations
@@ -68,14 +75,32 @@ _HOST_LINE = re.compile(r"^[A-Za-z0-9_\[][A-Za-z0-9_.\-\[\]:]*(?<!:)(?:\s+[^\s=]
 _BALANCED = re.compile(r"(?:[^\[\]]|\[[^\[\]]*\])*")
 _RANGE = re.compile(r"\[([^\]]*)\]")
 _GROUP_KEYS = ("hosts", "vars", "children")
+_VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 
 class AnsibleDocument(LocatedYaml):
     """A converted Ansible inventory: native data; lines and key names of the Ansible file."""
 
-    def __init__(self, path: Path, data: Any, lines: dict[KeyPath, int], keys: dict[KeyPath, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        data: Any,
+        lines: dict[KeyPath, int],
+        keys: dict[KeyPath, str],
+        paths: dict[KeyPath, Path] | None = None,
+    ) -> None:
         super().__init__(path, data, lines)
         self.keys = keys
+        self.paths = paths or {}
+
+    def path_of(self, key_path: KeyPath) -> Path:
+        """The file ``key_path`` was written in: the inventory, or a group_vars/host_vars file."""
+        probe = tuple(key_path)
+        while probe:
+            if probe in self.paths:
+                return self.paths[probe]
+            probe = probe[:-1]
+        return self.path
 
     def key_of(self, key_path: KeyPath) -> str:
         """How the Ansible file spells ``key_path`` (its nearest named ancestor plus the rest)."""
@@ -88,7 +113,9 @@ class AnsibleDocument(LocatedYaml):
         return dotted(key_path)
 
     def error(self, key_path: KeyPath, message: str) -> InventoryError:
-        return InventoryError(message, path=str(self.path), line=self.line_of(key_path), key=self.key_of(key_path))
+        return InventoryError(
+            message, path=str(self.path_of(key_path)), line=self.line_of(key_path), key=self.key_of(key_path)
+        )
 
 
 @dataclass
@@ -99,6 +126,7 @@ class _Var:
     line: int
     key: str
     sub_lines: dict[KeyPath, int] = field(default_factory=dict)
+    path: Path | None = None  # None: the inventory file itself
 
 
 @dataclass
@@ -129,8 +157,11 @@ class _Model:
         self.group(group, line, key).hosts.setdefault(host, (line, key))
         self.host_vars.setdefault(host, {}).update(variables)
 
-    def error(self, message: str, line: int | None, key: str = "") -> InventoryError:
-        return InventoryError(message, path=str(self.path), line=line, key=key)
+    def error(self, message: str, line: int | None, key: str = "", path: Path | None = None) -> InventoryError:
+        return InventoryError(message, path=str(path or self.path), line=line, key=key)
+
+    def var_error(self, message: str, var: _Var) -> InventoryError:
+        return self.error(message, var.line, var.key, var.path)
 
 
 def is_ansible_inventory(path: Path, text: str) -> bool:
@@ -146,7 +177,54 @@ def load_ansible_inventory(path: Path) -> LocatedYaml:
     """
     text = _read(path)
     model = _parse_ini(path, text) if _kind(path, text) == "ini" else _parse_yaml(load_located(path))
+    _read_vars_dirs(model, path.parent)
     return _to_document(model)
+
+
+def _read_vars_dirs(model: _Model, base: Path) -> None:
+    """Merge ``group_vars/<group>`` and ``host_vars/<host>`` next to the inventory (Ansible's
+    layout) over the vars written in the inventory for the same group or host."""
+    for name, group in model.groups.items():
+        for file in _vars_files(base / "group_vars", name):
+            group.vars.update(_file_vars(file))
+    for host, host_vars in model.host_vars.items():
+        for file in _vars_files(base / "host_vars", host):
+            host_vars.update(_file_vars(file))
+
+
+def _vars_files(folder: Path, name: str) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found: list[Path] = []
+    for ext in _VARS_EXTENSIONS:
+        candidate = folder / f"{name}{ext}"
+        if candidate.is_file():
+            found.append(candidate)
+        elif ext == "" and candidate.is_dir():
+            found += sorted(
+                p
+                for p in candidate.rglob("*")
+                if p.is_file()
+                and p.suffix in _VARS_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(candidate).parts)
+            )
+    return found
+
+
+def _file_vars(path: Path) -> dict[str, _Var]:
+    doc = load_located(path)
+    if doc.data is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        raise InventoryError(
+            f"a vars file must be a mapping of variables, got {type(doc.data).__name__}", path=str(path), line=1
+        )
+    result: dict[str, _Var] = {}
+    for name, value in doc.data.items():
+        sub: dict[KeyPath, int] = {}
+        _collect_lines(doc, (name,), (), value, sub)
+        result[name] = _Var(value, doc.line_of((name,)) or 1, name, sub, path)
+    return result
 
 
 def load_inventory_document(path: Path) -> LocatedYaml:
@@ -410,7 +488,7 @@ def _translate(model: _Model, block: Mapping[str, _Var]) -> dict[str, _Var]:
         setting, rank, value = mapped
         previous = chosen.get(setting)
         if previous is None or rank >= previous[0]:
-            chosen[setting] = (rank, _Var(value, var.line, var.key, var.sub_lines))
+            chosen[setting] = (rank, _Var(value, var.line, var.key, var.sub_lines, var.path))
     return {setting: var for setting, (_, var) in chosen.items()}
 
 
@@ -420,9 +498,9 @@ def _map_var(model: _Model, name: str, var: _Var) -> tuple[str, int, Any] | None
     if name.startswith(GUARDIAN_PREFIX):
         setting = name[len(GUARDIAN_PREFIX) :]
         if not setting:
-            raise model.error("expected guardian_<setting>", var.line, var.key)
+            raise model.var_error("expected guardian_<setting>", var)
         if templated:
-            raise model.error("Ansible templates are not evaluated by Guardian; write the value", var.line, var.key)
+            raise model.var_error("Ansible templates are not evaluated by Guardian; write the value", var)
         if setting in _BOOL_SETTINGS and isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             value = value.lower() in _TRUE
         return setting, _GUARDIAN_RANK, value
@@ -441,7 +519,7 @@ def _map_var(model: _Model, name: str, var: _Var) -> tuple[str, int, Any] | None
             value = words[1]
         return setting, rank, value
     if templated:
-        raise model.error("Ansible templates are not evaluated by Guardian; write the value", var.line, var.key)
+        raise model.var_error("Ansible templates are not evaluated by Guardian; write the value", var)
     if setting == "port" and isinstance(value, str) and value.isdigit():
         value = int(value)
     return setting, rank, value
@@ -454,7 +532,7 @@ def _group_priority(model: _Model, group: _Group) -> int:
     try:
         return int(var.value)
     except (TypeError, ValueError):
-        raise model.error(f"expected a whole number, got {var.value!r}", var.line, var.key) from None
+        raise model.var_error(f"expected a whole number, got {var.value!r}", var) from None
 
 
 def _members(name: str, model: _Model, seen: tuple[str, ...]) -> set[str]:
@@ -530,6 +608,7 @@ def _reconcile_ungrouped(model: _Model) -> None:
 def _to_document(model: _Model) -> AnsibleDocument:
     lines: dict[KeyPath, int] = {}
     keys: dict[KeyPath, str] = {}
+    paths: dict[KeyPath, Path] = {}
     data: dict[str, Any] = {}
 
     def emit(block: Mapping[str, _Var], here: KeyPath) -> dict[str, Any]:
@@ -539,6 +618,8 @@ def _to_document(model: _Model) -> AnsibleDocument:
             out[setting] = var.value
             lines[where] = var.line
             keys[where] = var.key
+            if var.path is not None:
+                paths[where] = var.path
             for sub, line in var.sub_lines.items():
                 lines[(*where, *sub)] = line
         return out
@@ -576,4 +657,4 @@ def _to_document(model: _Model) -> AnsibleDocument:
         groups[name] = body
     if groups:
         data["groups"] = groups
-    return AnsibleDocument(model.path, data, lines, keys)
+    return AnsibleDocument(model.path, data, lines, keys, paths)

@@ -93,7 +93,7 @@ class _Layers:
     group_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group -> vars, file order
     host_vars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # host -> its entries
     children: dict[str, list[str]] = field(default_factory=dict)
-    labels: dict[int, str] = field(default_factory=dict)  # id(vars dict) -> where it was written
+    labels: dict[int, dict[str, str]] = field(default_factory=dict)  # id(vars dict) -> key -> where written
     child_refs: list[tuple[LocatedYaml, KeyPath, str]] = field(default_factory=list)
 
 
@@ -130,8 +130,7 @@ def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None
         ordered = [*layers.file_vars[name], *(v for g in groups for v in layers.group_vars.get(g, [])), *entries]
         for values in [*ordered, overrides]:
             settings = merge_settings(settings, values)
-            label = layers.labels.get(id(values), "command line")
-            sources.update(dict.fromkeys(values, label))
+            sources.update(layers.labels.get(id(values)) or dict.fromkeys(values, "command line"))
         inventory.hosts[name] = HostSpec(name, settings, tuple(groups), inventory.files[-1], sources)
     if LOCAL_HOST not in inventory.hosts:
         settings = merge_settings(merge_settings(DEFAULTS, {"transport": "local"}), overrides)
@@ -152,7 +151,7 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
         if key not in _FILE_KEYS:
             raise doc.error((key,), f"unknown top-level key; expected {' or '.join(sorted(_FILE_KEYS))}")
     file_vars = _settings(doc, ("vars",), data.get("vars"), host_entry=False)
-    layers.labels[id(file_vars)] = f"file vars ({doc.path})"
+    layers.labels[id(file_vars)] = _labels(doc, ("vars",), file_vars, "file vars")
     groups = _mapping(doc, ("groups",), data.get("groups"))
     for group, body in groups.items():
         _check_name(doc, ("groups", group), group)
@@ -168,7 +167,7 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
                 raise doc.error(("groups", group, "protected"), "expected true or false")
             inventory.protected_groups.add(group)
         group_vars = _settings(doc, ("groups", group, "vars"), body.get("vars"), host_entry=False)
-        layers.labels[id(group_vars)] = f"group {group} ({doc.path})"
+        layers.labels[id(group_vars)] = _labels(doc, ("groups", group, "vars"), group_vars, f"group {group}")
         layers.group_vars.setdefault(group, []).append(group_vars)
         children = body.get("children") or []
         if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
@@ -181,7 +180,11 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
         for host, host_vars in hosts.items():
             _check_name(doc, ("groups", group, "hosts", host), host)
             entry = _settings(doc, ("groups", group, "hosts", host), host_vars, host_entry=True)
-            layers.labels[id(entry)] = f"host entry ({doc.path}:{doc.line_of(('groups', group, 'hosts', host))})"
+            layers.labels[id(entry)] = {
+                key: f"host entry ({doc.path_of(where)}:{doc.line_of(where)})"
+                for key in entry
+                for where in [("groups", group, "hosts", host, key)]
+            }
             if host not in layers.host_vars:
                 layers.host_vars[host] = []
                 layers.file_vars[host] = []
@@ -190,6 +193,11 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
             layers.host_vars[host].append(entry)
             if host not in group_members:
                 group_members.append(host)
+
+
+def _labels(doc: LocatedYaml, key_path: KeyPath, values: Mapping[str, Any], what: str) -> dict[str, str]:
+    """Where each value was written, for ``invoke inventory``: ``group web (path)``."""
+    return {key: f"{what} ({doc.path_of((*key_path, key))})" for key in values}
 
 
 def _depth(group: str, children_of: Mapping[str, list[str]]) -> int:

@@ -29,6 +29,10 @@ class LocatedYaml:
             probe = probe[:-1]
         return None
 
+    def path_of(self, key_path: KeyPath) -> Path:
+        """The file ``key_path`` was written in (always this document's, unless a subclass merges files)."""
+        return self.path
+
     def error(self, key_path: KeyPath, message: str) -> InventoryError:
         return InventoryError(message, path=str(self.path), line=self.line_of(key_path), key=dotted(key_path))
 

@@ -416,3 +416,85 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 def test_huge_range_is_refused(tmp_path: Path) -> None:
     err = fail(tmp_path, "hosts", "[web]\nweb[0:99999999]\n")
     assert err.line == 2 and "at most" in str(err)
+
+
+# --- group_vars/ and host_vars/ next to the inventory ----------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _vars_dir_fleet(tmp_path: Path) -> Path:
+    inventory = _write(
+        tmp_path / "hosts.ini",
+        "[web]\n"
+        "web01 ansible_port=2201\n"
+        "web02\n"
+        "\n"
+        "[db]\n"
+        "db01\n"
+        "\n"
+        "[web:vars]\n"
+        "ansible_user=deploy\n"
+        "guardian_settle_seconds=5\n"
+        "\n"
+        "[all:vars]\n"
+        "guardian_app_dir=/srv/bot\n",
+    )
+    _write(tmp_path / "group_vars" / "web.yml", "---\nguardian_settle_seconds: 9\nguardian_check_timeout: 40\n")
+    # group_vars/all as a directory of files, read in sorted order; hidden and other files ignored.
+    _write(tmp_path / "group_vars" / "all" / "10-paths.yml", "guardian_app_dir: /opt/bot\nansible_user: admin\n")
+    _write(tmp_path / "group_vars" / "all" / "20-python.yaml", "ansible_python_interpreter: /usr/bin/python3.11\n")
+    _write(tmp_path / "group_vars" / "all" / ".10-paths.yml.swp", "guardian_app_dir: [broken\n")
+    _write(tmp_path / "group_vars" / "all" / "README.txt", "not vars\n")
+    _write(tmp_path / "group_vars" / "db", '{"ansible_user": "postgres"}\n')  # no extension: still read
+    _write(tmp_path / "host_vars" / "web01.yml", "ansible_host: 10.0.0.5\nansible_port: 2202\n")
+    _write(tmp_path / "host_vars" / "nosuchhost.yml", "ansible_host: 10.9.9.9\n")  # not in inventory
+    return inventory
+
+
+def test_group_vars_and_host_vars_directories_are_read(tmp_path: Path) -> None:
+    inventory = load_inventory([_vars_dir_fleet(tmp_path)])
+    web01, web02, db01 = (inventory.hosts[n] for n in ("web01", "web02", "db01"))
+    # host_vars/web01.yml beats the inline host vars; the file's address is used.
+    assert (web01.address, web01.get("port")) == ("10.0.0.5", 2202)
+    # group_vars/web.yml beats [web:vars]; [web:vars] keys it does not set still apply.
+    assert web02.get("settle_seconds") == 9 and web02.get("check_timeout") == 40
+    assert web02.get("user") == "deploy"
+    # group_vars/all/ beats [all:vars]; later files in the directory add to earlier ones.
+    assert web02.get("app_dir") == "/opt/bot" and db01.get("app_dir") == "/opt/bot"
+    assert db01.get("python") == "/usr/bin/python3.11"
+    assert db01.get("user") == "postgres"  # group_vars/db (no extension) beats group_vars/all
+    assert "nosuchhost" not in inventory.hosts
+    # `invoke inventory` names the file each value came from.
+    assert web02.sources["settle_seconds"] == f"group web ({tmp_path / 'group_vars' / 'web.yml'})"
+    assert web02.sources["user"] == f"group web ({tmp_path / 'hosts.ini'})"
+    assert db01.sources["python"] == f"file vars ({tmp_path / 'group_vars' / 'all' / '20-python.yaml'})"
+    assert web01.sources["port"].startswith(f"host entry ({tmp_path / 'host_vars' / 'web01.yml'}:2)")
+
+
+def test_a_bad_value_in_group_vars_names_that_file_line_and_key(tmp_path: Path) -> None:
+    inventory = _vars_dir_fleet(tmp_path)
+    bad = _write(tmp_path / "group_vars" / "web.yml", "guardian_settle_seconds: 9\nguardian_check_timeout: soon\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory([inventory])
+    assert (info.value.path, info.value.line, info.value.key) == (str(bad), 2, "guardian_check_timeout")
+
+
+def test_a_group_vars_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    inventory = _vars_dir_fleet(tmp_path)
+    bad = _write(tmp_path / "host_vars" / "web02.yml", "- ansible_host: 10.0.0.6\n")
+    with pytest.raises(InventoryError, match="mapping of variables") as info:
+        load_inventory([inventory])
+    assert info.value.path == str(bad)
+
+
+def test_address_in_group_vars_is_refused_like_inline(tmp_path: Path) -> None:
+    inventory = _vars_dir_fleet(tmp_path)
+    bad = _write(tmp_path / "group_vars" / "db.yml", "ansible_host: 10.0.0.7\n")
+    with pytest.raises(InventoryError, match="only a host entry") as info:
+        load_inventory([inventory])
+    assert (info.value.path, info.value.line) == (str(bad), 1)
