@@ -6,7 +6,15 @@ import pytest
 
 from remediation.agent.guards import active_hold, breaker_open
 from remediation.agent.locks import LockInfo, LockVerdict, judge
-from remediation.agent.plan import check_state, decide, exit_code_for, final_outcome
+from remediation.agent.plan import (
+    Plan,
+    PlannedAction,
+    check_state,
+    decide,
+    exit_code_for,
+    final_outcome,
+    outcome_reason,
+)
 from remediation.agent.signatures import classify
 from remediation.incidents import BlastGuard, batches_for, host_decision, signature_verdicts
 from remediation.rules import load_rules
@@ -163,3 +171,15 @@ def test_outcomes_and_exit_codes() -> None:
     assert exit_code_for(["healthy", "still-degraded"]) == 2
     assert exit_code_for(["still-degraded", "unreachable"]) == 4
     assert exit_code_for(["host-key-rejected"]) == 4
+
+
+def test_a_host_that_stays_broken_says_why() -> None:
+    restart = PlannedAction("restart", "uw-daemon", "signature uw_socket")
+    plan = Plan("unhealthy", True, [restart], 5.0, [])
+    assert outcome_reason("still-unhealthy", check_state(2), plan, ["restart uw-daemon"]) == (
+        "after recovery the check still gives exit code 2; failed: restart uw-daemon"
+    )
+    assert outcome_reason("still-degraded", check_state(1), plan) == "after recovery the check still gives exit code 1"
+    assert outcome_reason("healed", check_state(0), plan) == ""
+    idle = Plan("unexpected", False, [], 5.0, ["no recovery: the health check did not finish before its timeout"])
+    assert outcome_reason("unexpected", None, idle).startswith("no recovery: the health check did not finish")

@@ -228,6 +228,15 @@ def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: b
     return "unexpected"
 
 
+def outcome_reason(outcome: str, after: Optional[CheckState], plan: Plan, failed: Sequence[str] = ()) -> str:
+    """The one line an operator reads next to the outcome: why a recovered host is still not
+    healthy (what the re-check said, which actions failed), or why nothing was done."""
+    if after is not None and outcome not in ("healthy", "healed"):
+        why = f"after recovery the check still gives {after.reason}"
+        return why + (f"; failed: {', '.join(failed)}" if failed else "")
+    return plan.notes[0] if plan.notes and not plan.actions else ""
+
+
 def exit_code_for(outcomes: Sequence[str]) -> int:
     """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok, else 0."""
     if any(o in UNREACHABLE_OUTCOMES for o in outcomes):

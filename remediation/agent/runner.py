@@ -33,7 +33,7 @@ from .guards import (
 from .hostlock import HostBusy, HostLock
 from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, SignalManager, make_manager
-from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome
+from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome, outcome_reason
 from .signatures import RuleError, load_signatures
 from .watch import ControllerGone, ControllerWatch
 
@@ -230,7 +230,8 @@ class Runner:
                     }
                 )
         outcome = final_outcome(before, after, dry_run=self.dry_run)
-        return self.finish(outcome, plan.notes[0] if plan.notes and not plan.actions else "")
+        failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
+        return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
 
     def _check(self, log_path: Optional[str]) -> CheckRun:
         python = str(self.config.get("python") or sys.executable or "python3")
