@@ -9,6 +9,8 @@ echo "== ruff"
 .venv/bin/ruff format --check remediation tasks.py
 echo "== mypy"
 .venv/bin/mypy
+echo "== dependency audit (PyPI advisories; see scripts/audit_deps.py)"
+.venv/bin/python scripts/audit_deps.py
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"
