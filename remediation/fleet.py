@@ -3,12 +3,16 @@
 Every selected host ends with an outcome in the RunReport, whatever happens to the others; the
 report is saved after each host finishes and once more at the end, also on Ctrl-C.
 
-With the blast-radius guard on, each host is first surveyed (checked, logged and collected, but
-nothing acted on: the runner defers) and acted on as soon as its signatures are decided: a
-signature on more than K% of the hosts is a common-cause incident, reported once, and its actions
-are suppressed unless the operator forces them. With ``batches`` (rolling recovery) the batches
-run one after another and no new batch starts once failures pass ``max_fail_percent``;
-unreachable hosts count as failures.
+With the blast-radius guard on, each host is first surveyed and acted on as soon as its
+signatures are decided: a signature on more than K% of the hosts is a common-cause incident,
+reported once, and its actions are suppressed unless the operator forces them. When every host
+has a worker (forks >= hosts) the survey happens inside the host's one session: the runner checks,
+announces its signatures at a *gate* and waits, holding the host lock, for the controller's answer
+on stdin. With fewer workers than hosts, a host waiting at a gate could starve hosts not yet
+started, so the survey is a separate first run instead (the runner defers; a second run acts).
+
+With ``batches`` (rolling recovery) the batches run one after another and no new batch starts
+once failures pass ``max_fail_percent``; unreachable hosts count as failures.
 """
 
 from __future__ import annotations
@@ -80,6 +84,11 @@ class FleetRun:
         self.batches = batches or [list(self.order)]
         self.max_fail_percent = max_fail_percent
         self.survey: dict[str, list[str] | None] = dict.fromkeys(self.order) if self.survey_on else {}
+        self.gated_mode = self.survey_on and forks >= len(hosts)
+        self.gated: set[str] = set()  # hosts waiting at (or past) their gate
+        self.gate_events: list[tuple[str, list[str]]] = []
+        self.gate_lock = threading.Lock()
+        self.wakeup: Future[None] = Future()
         self.candidates: dict[str, list[str]] = {}  # host -> signatures, awaiting a decision
         self.ready: dict[str, dict[str, str]] = {}  # host -> signatures to suppress, decided
         self.final: set[str] = set()
@@ -115,15 +124,40 @@ class FleetRun:
         self.save()
 
     def submit(self, name: str, phase: str, job: JobOptions) -> None:
-        run = HostRun(self.hosts[name], self.inventory, job, self.connect, self.store, self.progress)
+        run = HostRun(
+            self.hosts[name], self.inventory, job, self.connect, self.store, self.progress, on_gate=self.on_gate
+        )
         self.runs[name] = run
         self.futures[self.pool.submit(run.run)] = (name, phase)
 
     # -- phases --------------------------------------------------------------------------
 
+    def on_gate(self, name: str, signatures: list[str]) -> None:
+        """A runner reached its gate (called from that host's output thread): wake the loop."""
+        with self.gate_lock:
+            self.gate_events.append((name, signatures))
+            if not self.wakeup.done():
+                self.wakeup.set_result(None)
+
+    def drain_gates(self) -> None:
+        with self.gate_lock:
+            events, self.gate_events = self.gate_events, []
+            if self.wakeup.done():
+                self.wakeup = Future()
+        for name, signatures in events:
+            self.gated.add(name)
+            self.survey[name] = signatures
+            self.candidates[name] = signatures
+        if events:
+            self.decide()
+
     def start(self) -> None:
         if self.survey_on:
-            survey_job = dataclasses.replace(self.job, defer=True)
+            survey_job = (
+                dataclasses.replace(self.job, gate=True)
+                if self.gated_mode
+                else dataclasses.replace(self.job, defer=True)
+            )
             for name in self.order:
                 self.submit(name, "survey", survey_job)
         else:
@@ -131,7 +165,14 @@ class FleetRun:
         self.advance()
 
     def on_survey(self, name: str, result: HostReport) -> None:
-        if result.outcome == _DEFERRED:
+        if self.gated_mode:
+            # The host's only run is over: it never reached a gate (healthy, unreachable...), or it
+            # acted after its answer. Either way its outcome is final.
+            if self.survey[name] is None:
+                self.survey[name] = []
+            self.candidates.pop(name, None)
+            self.finish_host(result)
+        elif result.outcome == _DEFERRED:
             self.survey[name] = list(result.matched_signatures)
             self.candidates[name] = list(result.matched_signatures)
         else:
@@ -185,7 +226,14 @@ class FleetRun:
             for name in batch:
                 if name in self.ready:
                     suppress = self.ready.pop(name)
-                    self.submit(name, "act", dataclasses.replace(self.job, suppress=suppress))
+                    if name in self.gated:
+                        gate = self.runs[name].gate
+                        if gate is not None:
+                            gate.answer(suppress)
+                    elif self.gated_mode:
+                        continue  # the host's run is still on its way to the gate, or final
+                    else:
+                        self.submit(name, "act", dataclasses.replace(self.job, suppress=suppress))
             if not rolling:
                 return
             if any(n not in self.final for n in batch):
@@ -223,12 +271,14 @@ class FleetRun:
         self.start()
         try:
             while len(self.final) < len(self.order):
+                self.drain_gates()
                 active = [f for f in self.futures if not f.done()]
                 done_now = [f for f in self.futures if f.done()]
                 if not done_now and not active:
                     break  # nothing left that could finish the remaining hosts
                 if not done_now:
-                    wait(active, timeout=0.5, return_when=FIRST_COMPLETED)
+                    waiting: list[Future[Any]] = [*active, self.wakeup]
+                    wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
                     continue
                 for future in done_now:
                     name, phase = self.futures.pop(future)
@@ -268,10 +318,7 @@ class FleetRun:
             run.interrupt()
             if name in self.final:
                 continue
-            host_report = run.report
-            host_report.outcome = "interrupted"
-            host_report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
-            self.place(host_report)
+            self.place(run.report)
             self.final.add(name)
 
 

@@ -67,6 +67,7 @@ class JobOptions:
     hold_reason: str = ""
     hold_by: str = ""
     defer: bool = False  # survey: check and stop before acting (blast-radius guard)
+    gate: bool = False  # survey in one session: check, then wait for the controller's go/no-go
 
 
 def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
@@ -89,6 +90,8 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
         hold_reason=job.hold_reason,
         hold_by=job.hold_by,
         defer=job.defer,
+        gate=job.gate,
+        gate_timeout=float(host.get("host_deadline")),
     )
     if job.action == "deploy":
         cron_config = {k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action")}
@@ -156,6 +159,42 @@ class TailSink(io.TextIOBase):
         return len(text)
 
 
+class GateStream:
+    """The on-host runner's stdin: silent until the controller answers the runner's gate, then
+    that one JSON line, then end of file.
+
+    Invoke's stdin thread polls ``read()`` (a ``None`` means "nothing yet"; ``""`` means end of
+    file, after which Invoke closes the remote stdin).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._line: str | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> str | None:
+        with self._cond:
+            if self._line is None and not self._done:
+                self._cond.wait(0.1)
+            if self._line is not None:
+                line, self._line, self._done = self._line, None, True
+                return line
+            return "" if self._done else None
+
+    def answer(self, suppress: dict[str, str]) -> None:
+        """Release the runner: act, except on the signatures in ``suppress`` (signature -> why)."""
+        with self._cond:
+            if not self._done:
+                self._line = json.dumps({"suppress": suppress}) + "\n"
+                self._cond.notify_all()
+
+
 class HostRun:
     """Runs the job on one host and builds its report."""
 
@@ -167,6 +206,7 @@ class HostRun:
         connect: ConnectOptions,
         store: ReportStore,
         progress: Progress,
+        on_gate: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self.host = host
         self.inventory = inventory
@@ -182,6 +222,10 @@ class HostRun:
         self.session: Session | None = None
         self.got_result = False
         self.lock = threading.Lock()
+        self.on_gate = on_gate
+        self.gate = GateStream() if job.gate else None
+        self.interrupted = False
+        self.done = False
 
     def phase(self, name: str) -> None:
         self.report.phases.append({"phase": name, "t": round(time.time(), 3)})
@@ -207,6 +251,8 @@ class HostRun:
         except Exception as exc:
             self._set("failed", f"unexpected controller error: {type(exc).__name__}: {exc}")
         finally:
+            with self.lock:
+                self.done = True
             if self.session is not None:
                 close_session(self.session)
             self.report.duration = round(time.monotonic() - started, 3)
@@ -214,12 +260,23 @@ class HostRun:
         return self.report
 
     def interrupt(self) -> None:
-        """Cut the host's session (Ctrl-C); the runner on the host stops and drops its lock."""
+        """Cut the host's session (Ctrl-C); the runner on the host stops and drops its lock.
+
+        From then on the host's outcome stays "interrupted": the worker thread, which sees its
+        session vanish, must not turn it into "unreachable" (connection lost) afterwards."""
         with self.lock:
+            if self.done:
+                return
+            self.interrupted = True
+            if not self.got_result:
+                self.report.outcome = "interrupted"
+                self.report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
             if self.session is not None:
                 close_session(self.session)
 
     def _set(self, outcome: str, reason: str) -> None:
+        if self.interrupted:
+            return
         if not self.got_result or outcome in ("failed", "interrupted"):
             self.report.outcome = outcome
             self.report.reason = reason
@@ -239,7 +296,8 @@ class HostRun:
             warn=True,
             pty=False,
             echo=False,
-            in_stream=False,
+            echo_stdin=False,
+            in_stream=self.gate if self.gate is not None else False,
             out_stream=sink,
             err_stream=errors,
             timeout=remaining,
@@ -275,6 +333,8 @@ class HostRun:
         elif kind == "plan":
             report.plan = {k: v for k, v in event.items() if k not in ("event", "t")}
         elif kind == "result":
+            if self.interrupted:
+                return
             self.got_result = True
             report.outcome = str(event.get("outcome", "failed"))
             report.reason = str(event.get("reason", ""))
@@ -291,6 +351,8 @@ class HostRun:
                 report.before = event["before"]
         elif kind == "file":
             self._store_file(event)
+        elif kind == "gate" and self.on_gate is not None:
+            self.on_gate(self.host.name, [str(s) for s in event.get("signatures", [])])
 
     def _store_file(self, event: dict[str, Any]) -> None:
         name = str(event.get("name", ""))

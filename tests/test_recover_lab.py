@@ -161,7 +161,18 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_common_cause_incident_restarts_nothing_until_forced(fleet: Lab, tmp_path: Path) -> None:
+def accepted_logins(lab: Lab) -> dict[str, int]:
+    counts = {}
+    for host in lab.hosts:
+        log = lab.path(host.name, "/var/log/sshd.log")
+        counts[host.name] = log.read_text().count("Accepted publickey") if log.exists() else 0
+    return counts
+
+
+@pytest.mark.parametrize("forks", [32, 2], ids=["gate-in-one-session", "separate-survey-run"])
+def test_common_cause_incident_restarts_nothing_until_forced(fleet: Lab, tmp_path: Path, forks: int) -> None:
+    """With a worker per host the survey waits at a gate inside each host's one session; with
+    fewer workers than hosts it is a separate first run. Both decide the same way."""
     lab = fleet
     for host in ("h01", "h02", "h03", "h04", "h05"):
         lab.fault(host, "uw")
@@ -172,7 +183,7 @@ def test_common_cause_incident_restarts_nothing_until_forced(fleet: Lab, tmp_pat
     secret_url = f"http://127.0.0.1:{server.server_port}/hooks/T0SECRET/B1SECRET"
     Hook.received = []
     try:
-        code, report, out = run(lab, tmp_path, "premarket", "lab", webhook=secret_url)
+        code, report, out = run(lab, tmp_path, "premarket", "lab", webhook=secret_url, forks=forks)
     finally:
         server.shutdown()
         server.server_close()
@@ -194,8 +205,14 @@ def test_common_cause_incident_restarts_nothing_until_forced(fleet: Lab, tmp_pat
         if path.is_file():
             assert "SECRET" not in path.read_text(errors="replace"), path
 
-    code, report, out = run(lab, tmp_path, "premarket", "lab", force=True)
+    logins = accepted_logins(lab)
+    code, report, out = run(lab, tmp_path, "premarket", "lab", force=True, forks=forks)
     assert code == 0, out
+    # SSH logins per host in the forced run: one session for everything when gated; the survey
+    # and the action are two when the pool is smaller than the fleet.
+    after = accepted_logins(lab)
+    per_host = {h: after[h] - logins[h] for h in after}
+    assert per_host == {**{f"h0{i}": 1 if forks == 32 else 2 for i in range(1, 6)}, "h06": 1}
     assert {h: o for h, o in outcomes(report).items()} == {
         **{f"h0{i}": "healed" for i in range(1, 6)},
         "h06": "healthy",

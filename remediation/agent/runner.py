@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import select
 import socket
 import stat
 import sys
@@ -198,24 +199,34 @@ class Runner:
             for name in self.services
         }
         record["breakers"] = {k: v.to_dict() for k, v in breakers.items() if v.recent}
-        plan = decide(
-            before,
-            first.matches,
-            verdicts,
-            self.signatures,
-            sorted(self.services),
-            settle_seconds=float(self.config.get("settle_seconds", 5)),
-            force=bool(self.config.get("force", False)),
-            only=list(self.config.get("only", [])),
-            suppress=dict(self.config.get("suppress", {})),
-            breakers=breakers,
-        )
+
+        def make_plan(suppress: Dict[str, str]) -> Plan:
+            return decide(
+                before,
+                first.matches,
+                verdicts,
+                self.signatures,
+                sorted(self.services),
+                settle_seconds=float(self.config.get("settle_seconds", 5)),
+                force=bool(self.config.get("force", False)),
+                only=list(self.config.get("only", [])),
+                suppress=suppress,
+                breakers=breakers,
+            )
+
+        plan = make_plan(dict(self.config.get("suppress", {})))
         record["plan"] = plan.to_dict()
         self.emit({"event": "plan", **record["plan"]})
         after: Optional[CheckState] = None
         if plan.recover and self.config.get("defer") and not self.dry_run:
             # Survey for the blast-radius guard: the controller decides, then runs us again to act.
             return self.finish("deferred", "checked; recovery deferred until the fleet-wide incident check")
+        if plan.recover and self.config.get("gate") and not self.dry_run:
+            # Blast-radius guard in one session: hold here (lock kept, nothing changed) until the
+            # controller has seen enough of the fleet to say which signatures are an incident.
+            plan = make_plan(self._await_gate(first.matches))
+            record["plan"] = plan.to_dict()
+            self.emit({"event": "plan", **record["plan"]})
         if plan.recover and not self.dry_run:
             after = self._recover(plan, verdicts)
         elif plan.recover:
@@ -253,6 +264,45 @@ class Runner:
             return []
         max_age = float(self.config.get("lock_max_age", 3600))
         return [judge(lock, now=time.time(), max_age=max_age) for lock in locks]
+
+    def _await_gate(self, matches: Sequence[Any]) -> Dict[str, str]:
+        """Announce the signatures this host would act on and wait for the controller's answer:
+        one JSON line ``{"suppress": {signature: why}}`` on stdin. No answer (the controller went
+        away, stdin closed, or the gate timeout passed) means nothing is changed on this host."""
+        signatures: List[str] = []
+        for match in matches:
+            if match.signature not in signatures:
+                signatures.append(match.signature)
+        self.phase("gate")
+        self.emit({"event": "gate", "signatures": signatures})
+        deadline = time.monotonic() + float(self.config.get("gate_timeout", 300))
+        line = b""
+        fd = sys.stdin.fileno()
+        while not line.endswith(b"\n"):
+            self.watch.check()
+            if time.monotonic() > deadline:
+                raise ControllerGone("no go/no-go answer from the controller before the gate timeout")
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise ControllerGone("the controller closed the gate without an answer")
+            line += chunk
+            if len(line) > 1 << 20:
+                raise ControllerGone("the controller's gate answer is too long")
+        try:
+            answer = json.loads(line.decode("utf-8"))
+            suppress = answer["suppress"]
+            if not isinstance(suppress, dict):
+                raise TypeError("suppress must be a mapping")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ControllerGone(f"unreadable gate answer from the controller: {exc}") from None
+        self.log.write(
+            "Fleet-wide incident check: "
+            + (f"not acting on {', '.join(sorted(suppress))} (common cause)" if suppress else "go")
+        )
+        return {str(k): str(v) for k, v in suppress.items()}
 
     def _recover(self, plan: Plan, verdicts: Sequence[LockVerdict]) -> CheckState:
         self.log.write(f"Recovery triggered ({plan.state}): {len(plan.actions)} action(s)")
