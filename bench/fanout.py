@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -685,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{PEERS_VENV}/bin/pip install ansible-core pyinfra"
         )
     ansible_sizes = set(args.ansible_sizes.split(","))
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # so the lab below is torn down on `kill` too, not only on Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
     started = time.monotonic()
     lab = Lab(workdir, prefix=prefix, subnet=subnet, inventory_path=workdir / "lab-inventory.yml")
     n_lab = max(s.hosts for s in sizes)
