@@ -426,10 +426,11 @@ def write_pyinfra_inventory(env: Env, out: Path, work: Path) -> Path:
     return inv
 
 
-def run_peer(peer: str, env: Env, rep: int, *, dry_run: bool = False, faults: bool = True) -> Run:
-    """Prepare the hosts, run one peer once, verify and measure."""
+def run_peer(peer: str, env: Env, rep: int, *, dry_run: bool = False, faults: bool = True, guard: bool = True) -> Run:
+    """Prepare the hosts, run one peer once, verify and measure. ``guard=False`` runs Guardian
+    with the blast-radius guard made a no-op (``--blast-radius 100``) to show what it costs."""
     lab, names = env.lab, [t.name for t in env.targets]
-    label = peer + ("-dry" if dry_run else "" if faults else "-healthy")
+    label = peer + ("-dry" if dry_run else "" if faults else "-healthy") + ("" if guard else "-noguard")
     t0 = time.monotonic()
     prepare(lab, names, faults=faults)
     prep_s = time.monotonic() - t0
@@ -442,7 +443,7 @@ def run_peer(peer: str, env: Env, rep: int, *, dry_run: bool = False, faults: bo
     before = accepted(lab, names)
     cenv: dict[str, str] | None = None
     if peer == "guardian":
-        argv = guardian_argv(env, out, dry_run=dry_run)
+        argv = guardian_argv(env, out, dry_run=dry_run) + ([] if guard else ["--blast-radius", "100"])
     elif peer == "floor":
         argv = [sys.executable, str(BENCH / "floor.py"), "--lab", str(lab.workdir), "--inventory"]
         argv += [str(env.guardian_inventory), "--settle", str(SETTLE), "--out", str(out)]
@@ -718,11 +719,13 @@ def main(argv: list[str] | None = None) -> int:
                     order = size_peers[shift:] + size_peers[:shift]
                     if "ansible" in order and (size.label not in ansible_sizes or rep >= args.ansible_runs):
                         order.remove("ansible")
-                    jobs: list[tuple[str, bool, bool]] = [(p, False, True) for p in order]
+                    jobs: list[tuple[str, bool, bool, bool]] = [(p, False, True, True) for p in order]
                     if size.label == "40" and rep == 0 and "guardian" in peers and not args.no_dry_run:
-                        jobs += [("guardian", True, True), ("guardian", False, False)]
-                    for peer, dry, faults in jobs:
-                        run = run_peer(peer, env, rep, dry_run=dry, faults=faults)
+                        jobs += [("guardian", True, True, True), ("guardian", False, False, True)]
+                    if (size.label == "40" or size.rtt_ms) and "guardian" in peers and not args.smoke:
+                        jobs.append(("guardian", False, True, False))  # what the blast-radius guard costs
+                    for peer, dry, faults, guard in jobs:
+                        run = run_peer(peer, env, rep, dry_run=dry, faults=faults, guard=guard)
                         all_runs.append(run)
                         conns = f"{run.conns_per_host:.1f}" if run.conns_per_host is not None else "-"
                         print(

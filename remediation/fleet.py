@@ -86,7 +86,7 @@ class FleetRun:
         self.survey: dict[str, list[str] | None] = dict.fromkeys(self.order) if self.survey_on else {}
         self.gated_mode = self.survey_on and forks >= len(hosts)
         self.gated: set[str] = set()  # hosts waiting at (or past) their gate
-        self.gate_events: list[tuple[str, list[str]]] = []
+        self.gate_events: list[tuple[str, list[str], bool]] = []
         self.gate_lock = threading.Lock()
         self.wakeup: Future[None] = Future()
         self.candidates: dict[str, list[str]] = {}  # host -> signatures, awaiting a decision
@@ -132,10 +132,11 @@ class FleetRun:
 
     # -- phases --------------------------------------------------------------------------
 
-    def on_gate(self, name: str, signatures: list[str]) -> None:
-        """A runner reached its gate (called from that host's output thread): wake the loop."""
+    def on_gate(self, name: str, signatures: list[str], waiting: bool) -> None:
+        """A runner reached its gate (``waiting``), or planned nothing to act on; called from that
+        host's output thread: queue it and wake the loop."""
         with self.gate_lock:
-            self.gate_events.append((name, signatures))
+            self.gate_events.append((name, signatures, waiting))
             if not self.wakeup.done():
                 self.wakeup.set_result(None)
 
@@ -144,10 +145,13 @@ class FleetRun:
             events, self.gate_events = self.gate_events, []
             if self.wakeup.done():
                 self.wakeup = Future()
-        for name, signatures in events:
-            self.gated.add(name)
+        for name, signatures, waiting in events:
+            if name in self.final:
+                continue  # its whole run ended first; on_survey has counted it
             self.survey[name] = signatures
-            self.candidates[name] = signatures
+            if waiting:
+                self.gated.add(name)
+                self.candidates[name] = signatures
         if events:
             self.decide()
 

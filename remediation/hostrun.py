@@ -206,7 +206,7 @@ class HostRun:
         connect: ConnectOptions,
         store: ReportStore,
         progress: Progress,
-        on_gate: Callable[[str, list[str]], None] | None = None,
+        on_gate: Callable[[str, list[str], bool], None] | None = None,
     ) -> None:
         self.host = host
         self.inventory = inventory
@@ -226,6 +226,7 @@ class HostRun:
         self.gate = GateStream() if job.gate else None
         self.interrupted = False
         self.done = False
+        self.surveyed = False  # the gate run has told the controller what its check found
 
     def phase(self, name: str) -> None:
         self.report.phases.append({"phase": name, "t": round(time.time(), 3)})
@@ -332,6 +333,11 @@ class HostRun:
                 report.before = data
         elif kind == "plan":
             report.plan = {k: v for k, v in event.items() if k not in ("event", "t")}
+            if self.gate is not None and self.on_gate is not None and not event.get("recover") and not self.surveyed:
+                # Nothing to act on here: count this host in the fleet-wide survey now, not after
+                # its logs have come home, so hosts waiting at their gate are answered sooner.
+                self.surveyed = True
+                self.on_gate(self.host.name, [], False)
         elif kind == "result":
             if self.interrupted:
                 return
@@ -352,7 +358,8 @@ class HostRun:
         elif kind == "file":
             self._store_file(event)
         elif kind == "gate" and self.on_gate is not None:
-            self.on_gate(self.host.name, [str(s) for s in event.get("signatures", [])])
+            self.surveyed = True
+            self.on_gate(self.host.name, [str(s) for s in event.get("signatures", [])], True)
 
     def _store_file(self, event: dict[str, Any]) -> None:
         name = str(event.get("name", ""))
