@@ -7,13 +7,11 @@ cron log (``--format text``). Nothing here talks to the network.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import os
 import select
-import socket
 import stat
 import sys
 import time
@@ -114,8 +112,8 @@ class Runner:
         record: Dict[str, Any] = self.record
         record.update(
             {
-                "host": self.config.get("host", socket.gethostname()),
-                "hostname": socket.gethostname(),
+                "host": self.config.get("host", _hostname()),
+                "hostname": _hostname(),
                 "run_id": self.run_id,
                 "runner": self.config.get("runner", "laptop"),
                 "version": VERSION,
@@ -426,7 +424,7 @@ class Runner:
         base = f"{name or action.target}_alert_{stamp}"
         text = (
             f"CRITICAL ALERT: {name or action.target}\n"
-            f"Host: {self.record['host']} ({socket.gethostname()})\n"
+            f"Host: {self.record['host']} ({_hostname()})\n"
             f"Time: {_now_iso()}\n"
             f"Run: {self.run_id} ({self.record['runner']})\n"
             f"Reason: {action.reason}\n"
@@ -476,13 +474,13 @@ class Runner:
     def collect_only(self) -> Dict[str, Any]:
         """``invoke collect``: bring logs, alerts and cron journals home; run no check."""
         self.record.update(
-            host=self.config.get("host", socket.gethostname()),
+            host=self.config.get("host", _hostname()),
             run_id=self.run_id,
             runner=self.config.get("runner", "laptop"),
             version=VERSION,
             actions=[],
         )
-        self.emit({"event": "start", "hostname": socket.gethostname(), "version": VERSION, "dry_run": False})
+        self.emit({"event": "start", "hostname": _hostname(), "version": VERSION, "dry_run": False})
         self.record.update(
             outcome="collected",
             reason="",
@@ -495,7 +493,7 @@ class Runner:
 
     def change_hold(self, action: str) -> int:
         """``invoke hold`` / ``invoke release``: put or lift a maintenance hold on this host."""
-        self.emit({"event": "start", "hostname": socket.gethostname(), "version": VERSION, "dry_run": self.dry_run})
+        self.emit({"event": "start", "hostname": _hostname(), "version": VERSION, "dry_run": self.dry_run})
         now = time.time()
         record: Dict[str, Any] = {"host": self.config.get("host"), "run_id": self.run_id, "actions": []}
         if action == "hold":
@@ -662,8 +660,18 @@ def text_emitter(stream: Any) -> Emit:
     return emit
 
 
-def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] = None) -> int:
-    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config."""
+def _hostname() -> str:
+    return os.uname().nodename  # what socket.gethostname() returns, without importing socket
+
+
+def _options(argv: Optional[Sequence[str]], config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The command-line flags. The controller's ``python3 -c`` bundle passes none (its config is
+    embedded), so argparse (10 ms of start-up on every host run) is loaded only for the deployed
+    runner that cron starts with ``--config``."""
+    if config is not None and not argv:
+        return {"config": None, "format": "json", "runner": None, "check": None}
+    import argparse
+
     parser = argparse.ArgumentParser(prog="guardian-runner", description=__doc__)
     parser.add_argument("--config", help="JSON config written by `invoke deploy`")
     parser.add_argument("--format", choices=("json", "text"), default="json")
@@ -671,24 +679,30 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     parser.add_argument("--check", help="health-check script to run (default: the config's)")
     parser.add_argument("--version", action="version", version=f"guardian-runner {VERSION} (bundle {BUNDLE_DIGEST})")
     args = parser.parse_args(argv)
+    if config is None and not args.config:
+        parser.error("--config is required")
+    return vars(args)
+
+
+def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] = None) -> int:
+    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config."""
+    opts = _options(argv, config)
     if config is None:
-        if not args.config:
-            parser.error("--config is required")
         try:
-            with open(args.config, encoding="utf-8") as fh:
+            with open(opts["config"], encoding="utf-8") as fh:
                 config = json.load(fh)
         except (OSError, ValueError) as exc:
-            print(f"guardian-runner: cannot read config {args.config}: {exc}", file=sys.stderr)
+            print(f"guardian-runner: cannot read config {opts['config']}: {exc}", file=sys.stderr)
             return 3
     assert config is not None
-    if args.runner:
-        config = {**config, "runner": args.runner}
-    if args.check:
-        config = {**config, "check": args.check}
-    if "run_id" not in config or args.config:
+    if opts["runner"]:
+        config = {**config, "runner": opts["runner"]}
+    if opts["check"]:
+        config = {**config, "check": opts["check"]}
+    if "run_id" not in config or opts["config"]:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         config = {**config, "run_id": f"{stamp}-{config.get('runner', 'cron')}-{os.getpid()}"}
-    emit = json_emitter(sys.stdout) if args.format == "json" else text_emitter(sys.stdout)
+    emit = json_emitter(sys.stdout) if opts["format"] == "json" else text_emitter(sys.stdout)
     action = str(config.get("action", "run"))
     try:
         if action == "deploy":
