@@ -258,3 +258,61 @@ def test_reports_validate_against_the_published_json_schema(tmp_path: Path, app:
     broken["hosts"][0]["outcome"] = "fine-probably"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+def _gated_runner(tmp_path: Path, app: Path) -> subprocess.Popen[str]:
+    """The runner exactly as a gated premarket starts it, with its stdin and stdout ours."""
+    import shlex
+
+    from remediation.hostrun import JobOptions, runner_command
+    from remediation.inventory import load_inventory
+    from remediation.rules import load_rules, rules_data
+
+    host = load_inventory([inventory(tmp_path, app)]).hosts["local"]
+    job = JobOptions(run_id="gate-test", signatures=rules_data(load_rules([])), gate=True)
+    return subprocess.Popen(
+        shlex.split(runner_command(host, job)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def _events_until_gate(proc: subprocess.Popen[str]) -> list[dict[str, object]]:
+    assert proc.stdout is not None
+    events = []
+    for line in proc.stdout:
+        event = json.loads(line)
+        events.append(event)
+        if event["event"] == "gate":
+            return events
+    raise AssertionError(f"the runner never reached its gate: {events}")
+
+
+def test_runner_at_the_gate_acts_only_on_the_controllers_go(tmp_path: Path, app: Path) -> None:
+    lock = app / "state" / "orders.lock"
+    lock.write_text(f"{dead_pid()}\n")
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    proc = _gated_runner(tmp_path, app)
+    _events_until_gate(proc)
+    time.sleep(0.5)
+    assert lock.exists()  # waiting at the gate: nothing changed yet
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"suppress": {}}) + "\n")
+    proc.stdin.flush()
+    rest = [json.loads(line) for line in proc.stdout]
+    proc.wait(timeout=30)
+    result = next(e for e in rest if e["event"] == "result")
+    assert result["outcome"] == "healed" and not lock.exists()
+
+
+def test_runner_at_the_gate_changes_nothing_when_the_controller_leaves(tmp_path: Path, app: Path) -> None:
+    lock = app / "state" / "orders.lock"
+    lock.write_text(f"{dead_pid()}\n")
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    proc = _gated_runner(tmp_path, app)
+    _events_until_gate(proc)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()  # the controller went away without an answer
+    rest = [json.loads(line) for line in proc.stdout]
+    proc.wait(timeout=30)
+    assert not any(e["event"] in ("action", "result") for e in rest)
+    assert lock.exists()
+    assert "closed the gate without an answer" in (app / "logs" / "guardian.log").read_text()
