@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from .errors import InventoryError
-from .yamlfile import KeyPath, LocatedYaml, dotted, load_located
+from .yamlfile import KeyPath, LocatedYaml, dotted, load_located, nearest
 
 ALL = "all"
 UNGROUPED = "ungrouped"
@@ -95,22 +95,16 @@ class AnsibleDocument(LocatedYaml):
 
     def path_of(self, key_path: KeyPath) -> Path:
         """The file ``key_path`` was written in: the inventory, or a group_vars/host_vars file."""
-        probe = tuple(key_path)
-        while probe:
-            if probe in self.paths:
-                return self.paths[probe]
-            probe = probe[:-1]
-        return self.path
+        found = nearest(self.paths, key_path)
+        return self.path if found is None else found[1]
 
     def key_of(self, key_path: KeyPath) -> str:
         """How the Ansible file spells ``key_path`` (its nearest named ancestor plus the rest)."""
-        probe = tuple(key_path)
-        while probe:
-            if probe in self.keys:
-                rest = key_path[len(probe) :]
-                return self.keys[probe] + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
-            probe = probe[:-1]
-        return dotted(key_path)
+        found = nearest(self.keys, key_path)
+        if found is None:
+            return dotted(key_path)
+        probe, key = found
+        return key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in key_path[len(probe) :])
 
     def error(self, key_path: KeyPath, message: str) -> InventoryError:
         return InventoryError(
@@ -219,12 +213,7 @@ def _file_vars(path: Path) -> dict[str, _Var]:
         raise InventoryError(
             f"a vars file must be a mapping of variables, got {type(doc.data).__name__}", path=str(path), line=1
         )
-    result: dict[str, _Var] = {}
-    for name, value in doc.data.items():
-        sub: dict[KeyPath, int] = {}
-        _collect_lines(doc, (name,), (), value, sub)
-        result[name] = _Var(value, doc.line_of((name,)) or 1, name, sub, path)
-    return result
+    return _yaml_vars(doc, (), doc.data, path)
 
 
 def load_inventory_document(path: Path) -> LocatedYaml:
@@ -452,13 +441,14 @@ def _yaml_group(doc: LocatedYaml, model: _Model, name: str, body: Any, here: Key
                     model.add_host(name, host, entry_line, dotted(entry), variables)
 
 
-def _yaml_vars(doc: LocatedYaml, here: KeyPath, values: Mapping[str, Any]) -> dict[str, _Var]:
+def _yaml_vars(doc: LocatedYaml, here: KeyPath, values: Mapping[str, Any], path: Path | None = None) -> dict[str, _Var]:
+    """The variables of one ``vars:`` block (``path``: a group_vars/host_vars file, not the inventory)."""
     result: dict[str, _Var] = {}
     for name, value in values.items():
         where = (*here, name)
         sub: dict[KeyPath, int] = {}
         _collect_lines(doc, where, (), value, sub)
-        result[name] = _Var(value, doc.line_of(where) or 1, dotted(where), sub)
+        result[name] = _Var(value, doc.line_of(where) or 1, dotted(where), sub, path)
     return result
 
 

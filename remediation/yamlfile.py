@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from .errors import InventoryError
 
 KeyPath = tuple[str | int, ...]
+V = TypeVar("V")
 
 
 class LocatedYaml:
@@ -22,12 +24,8 @@ class LocatedYaml:
 
     def line_of(self, key_path: KeyPath) -> int | None:
         """The line of ``key_path`` or of its nearest ancestor that has one."""
-        probe = tuple(key_path)
-        while probe:
-            if probe in self.lines:
-                return self.lines[probe]
-            probe = probe[:-1]
-        return None
+        found = nearest(self.lines, key_path)
+        return None if found is None else found[1]
 
     def path_of(self, key_path: KeyPath) -> Path:
         """The file ``key_path`` was written in (always this document's, unless a subclass merges files)."""
@@ -35,6 +33,16 @@ class LocatedYaml:
 
     def error(self, key_path: KeyPath, message: str) -> InventoryError:
         return InventoryError(message, path=str(self.path), line=self.line_of(key_path), key=dotted(key_path))
+
+
+def nearest(table: Mapping[KeyPath, V], key_path: KeyPath) -> tuple[KeyPath, V] | None:
+    """``(ancestor, value)`` for ``key_path`` or its nearest ancestor present in ``table``."""
+    probe = tuple(key_path)
+    while probe:
+        if probe in table:
+            return probe, table[probe]
+        probe = probe[:-1]
+    return None
 
 
 def dotted(key_path: KeyPath) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -32,21 +34,29 @@ def _lab_supported() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A 6-host lab (prefix "gt", subnet 198.18.2.0/24), brought up once and always torn down."""
+@contextlib.contextmanager
+def own_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str, subnet: int, hosts: int, **up: Any) -> Iterator[Lab]:
+    """A lab of its own (prefix and subnet unique to its user), always torn down; skipped where
+    the lab cannot run, except under CI, which must run the lab tests."""
     reason = _lab_supported()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the lab tests: {reason}")
         pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("lab")
-    fleet = Lab(workdir, prefix="gt", subnet=2, inventory_path=workdir / "inventory.yml")
+    workdir = tmp_path_factory.mktemp(f"lab-{prefix}")
+    fleet = Lab(workdir, prefix=prefix, subnet=subnet, inventory_path=workdir / "inventory.yml")
     try:
-        fleet.up(LAB_HOSTS)
+        fleet.up(hosts, **up)
         yield fleet
     finally:
         fleet.down()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A 6-host lab (prefix "gt", subnet 198.18.2.0/24), brought up once and always torn down."""
+    with own_lab(tmp_path_factory, "gt", 2, LAB_HOSTS) as fleet:
+        yield fleet
 
 
 @pytest.fixture
@@ -62,19 +72,31 @@ def reset_host(lab: Lab) -> Iterator[Callable[[str], str]]:
             reset(h.name)
 
 
-@pytest.fixture
-def fleet(lab: Lab) -> Iterator[Lab]:
-    """The session lab, checked healthy before the test and put back afterwards: faults reset,
-    crontabs removed, and the restart budget and holds Guardian keeps on each host forgotten."""
+def healthy(lab: Lab, host: str) -> bool:
+    """Whether the example app's health check passes on ``host`` (run inside it, no SSH)."""
+    check = lab.exec(host, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False)
+    return check.returncode == 0
+
+
+@contextlib.contextmanager
+def checked_and_reset(lab: Lab) -> Iterator[Lab]:
+    """``lab`` checked healthy before a test and put back afterwards: faults reset, crontabs
+    removed, and the restart budget and holds Guardian keeps on each host forgotten."""
     for host in lab.hosts:
-        check = lab.exec(host.name, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False)
-        assert check.returncode == 0, f"{host.name} not healthy before the test:\n{check.stdout}"
+        assert healthy(lab, host.name), f"{host.name} not healthy before the test"
     yield lab
     for host in lab.hosts:
         lab.exec(host.name, ["crontab", "-r"], check=False)
         lab.fault(host.name, "reset")
         for name in ("guardian-breaker.json", "guardian-hold.json"):
             lab.path(host.name, f"{APP}/state/{name}").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def fleet(lab: Lab) -> Iterator[Lab]:
+    """The session lab, checked healthy before the test and put back afterwards."""
+    with checked_and_reset(lab) as checked:
+        yield checked
 
 
 def run_cron_runner(lab: Lab, host: str) -> str:

@@ -476,25 +476,30 @@ def test_group_vars_and_host_vars_directories_are_read(tmp_path: Path) -> None:
     assert web01.sources["port"].startswith(f"host entry ({tmp_path / 'host_vars' / 'web01.yml'}:2)")
 
 
-def test_a_bad_value_in_group_vars_names_that_file_line_and_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("rel", "text", "message", "line", "key"),
+    [
+        # a bad value: names that file, line and key
+        (
+            "group_vars/web.yml",
+            "guardian_settle_seconds: 9\nguardian_check_timeout: soon\n",
+            None,
+            2,
+            "guardian_check_timeout",
+        ),
+        # a vars file that is not a mapping
+        ("host_vars/web02.yml", "- ansible_host: 10.0.0.6\n", "mapping of variables", 1, None),
+        # an address in group vars is refused as it is inline
+        ("group_vars/db.yml", "ansible_host: 10.0.0.7\n", "only a host entry", 1, None),
+    ],
+)
+def test_bad_group_or_host_vars_files_are_named_with_line_and_key(
+    tmp_path: Path, rel: str, text: str, message: str | None, line: int, key: str | None
+) -> None:
     inventory = _vars_dir_fleet(tmp_path)
-    bad = _write(tmp_path / "group_vars" / "web.yml", "guardian_settle_seconds: 9\nguardian_check_timeout: soon\n")
-    with pytest.raises(InventoryError) as info:
+    bad = _write(tmp_path / rel, text)
+    with pytest.raises(InventoryError, match=message) as info:
         load_inventory([inventory])
-    assert (info.value.path, info.value.line, info.value.key) == (str(bad), 2, "guardian_check_timeout")
-
-
-def test_a_group_vars_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
-    inventory = _vars_dir_fleet(tmp_path)
-    bad = _write(tmp_path / "host_vars" / "web02.yml", "- ansible_host: 10.0.0.6\n")
-    with pytest.raises(InventoryError, match="mapping of variables") as info:
-        load_inventory([inventory])
-    assert info.value.path == str(bad)
-
-
-def test_address_in_group_vars_is_refused_like_inline(tmp_path: Path) -> None:
-    inventory = _vars_dir_fleet(tmp_path)
-    bad = _write(tmp_path / "group_vars" / "db.yml", "ansible_host: 10.0.0.7\n")
-    with pytest.raises(InventoryError, match="only a host entry") as info:
-        load_inventory([inventory])
-    assert (info.value.path, info.value.line) == (str(bad), 1)
+    assert (info.value.path, info.value.line) == (str(bad), line)
+    if key is not None:
+        assert info.value.key == key

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, _lab_supported
+from conftest import APP, checked_and_reset, healthy, own_lab
 from rich.console import Console
 
 from remediation import jobs
@@ -31,16 +31,8 @@ PRIVATE = "198.19.7.12"
 
 @pytest.fixture(scope="module")
 def jump_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    reason = _lab_supported()
-    if reason:
-        pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("jumplab")
-    lab = Lab(workdir, prefix="gj", subnet=7, inventory_path=workdir / "inventory.yml")
-    try:
-        lab.up(2, managers=["supervisor", "supervisor"], behind={"h02": "h01"})
+    with own_lab(tmp_path_factory, "gj", 7, 2, managers=["supervisor", "supervisor"], behind={"h02": "h01"}) as lab:
         yield lab
-    finally:
-        lab.down()
     # down() takes the private range's unreachable route with it, and every namespace.
     routes = subprocess.run(["ip", "route", "show"], capture_output=True, text=True, check=True).stdout
     assert "198.19.7.0/24" not in routes
@@ -53,16 +45,8 @@ def jump_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture
 def lab(jump_lab: Lab) -> Iterator[Lab]:
-    for host in ("h01", "h02"):
-        assert healthy(jump_lab, host), f"{host} not healthy before the test"
-    yield jump_lab
-    for host in ("h01", "h02"):
-        jump_lab.fault(host, "reset")
-
-
-def healthy(lab: Lab, host: str) -> bool:
-    check = lab.exec(host, ["/usr/bin/python3", f"{APP}/pre_market_health_check.py"], check=False)
-    return check.returncode == 0
+    with checked_and_reset(jump_lab) as checked:
+        yield checked
 
 
 def sshd_log(lab: Lab, host: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, _lab_supported
+from conftest import APP, own_lab
 from rich.console import Console
 from test_reliability_lab import FakeServer
 
@@ -55,16 +55,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    reason = _lab_supported()
-    if reason:
-        pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("mixedlab")
-    fleet = Lab(workdir, prefix="gm", subnet=8, inventory_path=workdir / "inventory.yml")
-    try:
-        fleet.up(28)
+    with own_lab(tmp_path_factory, "gm", 8, 28) as fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def premarket(lab: Lab, tmp_path: Path, hosts: str, extra: Path | None = None) -> tuple[int, RunReport, float]:

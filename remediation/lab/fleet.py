@@ -15,6 +15,7 @@ meant for them leaves the machine.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import json
 import os
 import re
@@ -166,24 +167,6 @@ def ssh_banner(address: str, port: int = 22, timeout: float = 2.0) -> str | None
         return None
     line = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
     return line if line.startswith("SSH-") else None
-
-
-#: ssh_banner() as a stand-alone program, run inside a gateway's network namespace.
-_BANNER_PROBE = """
-import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], 22), timeout=float(sys.argv[2])) as sock:
-        data = b""
-        while b"\\n" not in data and len(data) < 512:
-            chunk = sock.recv(256)
-            if not chunk:
-                break
-            data += chunk
-except OSError:
-    data = b""
-line = data.split(b"\\n", 1)[0].decode("ascii", "replace").strip()
-print(line if line.startswith("SSH-") else "")
-"""
 
 
 def _netns_names() -> set[str]:
@@ -565,8 +548,13 @@ class Lab:
         if not host.via:
             return ssh_banner(host.address, timeout=timeout)
         netns = self.host(host.via).netns
+        # ssh_banner() itself, run as a stand-alone program inside the gateway's namespace.
+        probe = (
+            f"import socket, sys\n{inspect.getsource(ssh_banner)}\n"
+            "print(ssh_banner(sys.argv[1], timeout=float(sys.argv[2])) or '')\n"
+        )
         proc = subprocess.run(
-            ["ip", "netns", "exec", netns, HOST_PYTHON, "-I", "-c", _BANNER_PROBE, host.address, str(timeout)],
+            ["ip", "netns", "exec", netns, HOST_PYTHON, "-I", "-c", probe, host.address, str(timeout)],
             capture_output=True,
             text=True,
             check=False,
