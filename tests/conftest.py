@@ -34,6 +34,13 @@ def _lab_supported() -> str | None:
     return None
 
 
+def lab_names(prefix: str, subnet: int) -> tuple[str, int]:
+    """A lab's prefix and subnet, moved aside by ``GUARDIAN_TEST_LAB_SHIFT=N`` (prefix + N, subnet
+    + 10 N) so that two checkouts can run their lab tests on one machine without sharing hosts."""
+    shift = int(os.environ.get("GUARDIAN_TEST_LAB_SHIFT", "0") or 0)
+    return (f"{prefix}{shift}", subnet + 10 * shift) if shift else (prefix, subnet)
+
+
 @contextlib.contextmanager
 def own_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str, subnet: int, hosts: int, **up: Any) -> Iterator[Lab]:
     """A lab of its own (prefix and subnet unique to its user), always torn down; skipped where
@@ -43,6 +50,7 @@ def own_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str, subnet: int, 
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the lab tests: {reason}")
         pytest.skip(reason)
+    prefix, subnet = lab_names(prefix, subnet)
     workdir = tmp_path_factory.mktemp(f"lab-{prefix}")
     fleet = Lab(workdir, prefix=prefix, subnet=subnet, inventory_path=workdir / "inventory.yml")
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import lab_names
 
 from remediation.lab import Lab
 from remediation.lab.fleet import proc_starttime
@@ -228,15 +229,16 @@ def _assert_gone(lab: Lab, pids: list[tuple[int, int]], prefix: str = "gt") -> N
 
 def test_down_on_half_created_lab(tmp_path: Path) -> None:
     """A lab of its own (the session lab stays up): break it by hand, then tear it down twice."""
-    lab = Lab(tmp_path / "lab", prefix="gd", subnet=3, inventory_path=tmp_path / "inv.yml")
+    prefix, subnet = lab_names("gd", 3)
+    lab = Lab(tmp_path / "lab", prefix=prefix, subnet=subnet, inventory_path=tmp_path / "inv.yml")
     try:
         lab.up(3)
         pids = _recorded_pids(lab)
         rec = lab._record("h02")
         os.kill(rec["pid"], 9)
-        subprocess.run(["ip", "netns", "del", "gd-h03"], check=True)
+        subprocess.run(["ip", "netns", "del", f"{prefix}-h03"], check=True)
     finally:
         lab.down()
-    _assert_gone(lab, pids, prefix="gd")
+    _assert_gone(lab, pids, prefix=prefix)
     lab.down()
-    _assert_gone(lab, pids, prefix="gd")
+    _assert_gone(lab, pids, prefix=prefix)
