@@ -202,7 +202,7 @@ def prepare(lab: Lab, names: Sequence[str], *, faults: bool = True) -> None:
             if f.name.startswith("guardian") or "_alert_" in f.name:
                 f.unlink(missing_ok=True)
         # Guardian's restart budget (circuit breaker) lives on the host; start every run afresh.
-        lab.path(name, f"{APP_DIR}/state/guardian-breaker.json").unlink(missing_ok=True)
+        lab.path(name, f"{APP_DIR}/.guardian/state/guardian-breaker.json").unlink(missing_ok=True)
         kind = fault_kind(index)
         if faults and kind:
             lab.fault(name, kind)

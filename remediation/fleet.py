@@ -32,6 +32,8 @@ from .report import HostReport, ReportStore, RunReport
 from .transport import ConnectOptions
 
 DEFAULT_FORKS = 32
+#: After the first Ctrl-C, how long hosts get to finish the action in hand and report it.
+STOP_GRACE = 25.0
 #: The survey's outcome for a host that needs acting on.
 _DEFERRED = "deferred"
 
@@ -58,8 +60,12 @@ class FleetRun:
         blast: BlastGuard | None,
         batches: list[list[str]] | None,
         max_fail_percent: float | None,
+        notify: Callable[[str], None] | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.hosts = {h.name: h for h in hosts}
+        self.notify = notify or (lambda message: None)
+        self.stop_grace = stop_grace
         self.order = [h.name for h in hosts]
         self.inventory = inventory
         self.job = job
@@ -295,7 +301,7 @@ class FleetRun:
                         self.finish_host(result)
                         self.advance()
         except KeyboardInterrupt:
-            self.interrupt()
+            self.stop()
         finally:
             self.pool.shutdown(wait=not self.report.interrupted, cancel_futures=True)
             for name in self.order:
@@ -314,7 +320,39 @@ class FleetRun:
             self.save(final=True)
         return self.report
 
+    def stop(self) -> None:
+        """Ctrl-C: no new host starts; each running host is asked to stop at its next safe point
+        and given ``stop_grace`` seconds to report what it did; a second Ctrl-C, or the end of
+        the grace, cuts the sessions that are still open."""
+        self.report.interrupted = True
+        for future in self.futures:
+            future.cancel()
+        running = {f: n for f, (n, _) in self.futures.items() if not f.done() and not f.cancelled()}
+        if running:
+            self.notify(
+                f"Ctrl-C: asking {len(running)} running host(s) to stop at their next safe point and report "
+                f"what they did (up to {self.stop_grace:g}s); press Ctrl-C again to cut them off now"
+            )
+            for name in running.values():
+                self.runs[name].request_stop("the operator pressed Ctrl-C on the controller")
+            deadline = time.monotonic() + self.stop_grace
+            try:
+                while running and time.monotonic() < deadline:
+                    done, _ = wait(list(running), timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                    for future in done:
+                        name = running.pop(future)
+                        self.futures.pop(future, None)
+                        result = future.result()
+                        if result.outcome == _DEFERRED:  # a survey that ended before acting
+                            result.outcome = "interrupted"
+                            result.reason = "checked, then interrupted (Ctrl-C) before acting; nothing changed"
+                        self.finish_host(result)
+            except KeyboardInterrupt:
+                self.notify("Ctrl-C again: cutting the remaining sessions")
+        self.interrupt()
+
     def interrupt(self) -> None:
+        """Cut every session still open; their hosts end ``interrupted``."""
         self.report.interrupted = True
         for future in self.futures:
             future.cancel()
@@ -340,6 +378,8 @@ def run_fleet(
     blast: BlastGuard | None = None,
     batches: list[list[str]] | None = None,
     max_fail_percent: float | None = None,
+    notify: Callable[[str], None] | None = None,
+    stop_grace: float = STOP_GRACE,
 ) -> RunReport:
     """Run ``job`` on every host and return the run's report (also saved in ``store``)."""
     return FleetRun(
@@ -355,4 +395,6 @@ def run_fleet(
         blast=blast,
         batches=batches,
         max_fail_percent=max_fail_percent,
+        notify=notify,
+        stop_grace=stop_grace,
     ).run()

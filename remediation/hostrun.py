@@ -18,13 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from invoke.exceptions import CommandTimedOut
+from invoke.exceptions import CommandTimedOut, ThreadException
 
+from .agent import JOURNAL_DIR, STATE_DIR
 from .bundle import build_runner
 from .errors import ConnectError, GuardianError, HostKeyError, ReportError
 from .inventory import HostSpec, Inventory
 from .report import CollectedFile, HostReport, ReportStore
 from .transport import ConnectOptions, Session, close_session, open_session
+
+#: Where the on-host runner keeps its journals (relative to the app dir), for messages.
+JOURNAL_HINT = f"{STATE_DIR}/{JOURNAL_DIR}"
 
 Progress = Callable[[str, str], None]
 _RUNNER_KEYS = (
@@ -92,9 +96,12 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
         defer=job.defer,
         gate=job.gate,
         gate_timeout=float(host.get("host_deadline")),
+        control=True,  # the runner reads control lines (gate answer, stop) on its stdin
     )
     if job.action == "deploy":
-        cron_config = {k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action")}
+        cron_config = {
+            k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action", "control")
+        }
         cron_config["runner"] = "cron"
         config.update(
             remove=job.remove,
@@ -108,6 +115,15 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
 def runner_command(host: HostSpec, job: JobOptions) -> str:
     """The one command a host runs: its python with the runner script, every part quoted."""
     return shlex.join([str(host.get("python")), "-c", build_runner(runner_config(host, job))])
+
+
+def _only_control_channel_closed(exc: ThreadException) -> bool:
+    """Whether Invoke's only thread failures are its stdin thread finding the channel closed: a
+    control line (stop) sent just as the runner ended. Nothing is lost by that."""
+    return bool(exc.exceptions) and all(
+        getattr(w.kwargs.get("target"), "__name__", "") == "handle_stdin" and issubclass(w.type, OSError)
+        for w in exc.exceptions
+    )
 
 
 class EventSink(io.TextIOBase):
@@ -159,9 +175,10 @@ class TailSink(io.TextIOBase):
         return len(text)
 
 
-class GateStream:
-    """The on-host runner's stdin: silent until the controller answers the runner's gate, then
-    that one JSON line, then end of file.
+class ControlStream:
+    """The on-host runner's stdin: the controller's control channel. Silent until the controller
+    answers the runner's gate (``{"suppress": ...}``) or asks it to stop (``{"stop": reason}``),
+    one JSON line each; end of file only once the run is over.
 
     Invoke's stdin thread polls ``read()`` (a ``None`` means "nothing yet"; ``""`` means end of
     file, after which Invoke closes the remote stdin).
@@ -169,8 +186,9 @@ class GateStream:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._line: str | None = None
-        self._done = False
+        self._lines: list[str] = []
+        self._answered = False
+        self._closed = False
 
     def readable(self) -> bool:
         return True
@@ -180,19 +198,32 @@ class GateStream:
 
     def read(self, size: int = -1) -> str | None:
         with self._cond:
-            if self._line is None and not self._done:
+            if not self._lines and not self._closed:
                 self._cond.wait(0.1)
-            if self._line is not None:
-                line, self._line, self._done = self._line, None, True
-                return line
-            return "" if self._done else None
+            if self._lines:
+                return self._lines.pop(0)
+            return "" if self._closed else None
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with self._cond:
+            if not self._closed:
+                self._lines.append(json.dumps(message) + "\n")
+                self._cond.notify_all()
 
     def answer(self, suppress: dict[str, str]) -> None:
-        """Release the runner: act, except on the signatures in ``suppress`` (signature -> why)."""
+        """Release the runner from its gate: act, except on the signatures in ``suppress``."""
+        if not self._answered:
+            self._answered = True
+            self._send({"suppress": suppress})
+
+    def stop(self, reason: str) -> None:
+        """Ask the runner to stop at its next safe point and report what it did."""
+        self._send({"stop": reason})
+
+    def close(self) -> None:
         with self._cond:
-            if not self._done:
-                self._line = json.dumps({"suppress": suppress}) + "\n"
-                self._cond.notify_all()
+            self._closed = True
+            self._cond.notify_all()
 
 
 class HostRun:
@@ -223,7 +254,8 @@ class HostRun:
         self.got_result = False
         self.lock = threading.Lock()
         self.on_gate = on_gate
-        self.gate = GateStream() if job.gate else None
+        self.control = ControlStream()
+        self.gate = self.control if job.gate else None
         self.interrupted = False
         self.done = False
         self.surveyed = False  # the gate run has told the controller what its check found
@@ -260,11 +292,21 @@ class HostRun:
             self.progress(self.host.name, f"done: {self.report.outcome}")
         return self.report
 
+    def request_stop(self, reason: str) -> None:
+        """First Ctrl-C: ask the runner to stop at its next safe point. It finishes the action in
+        hand, reports what it did (outcome ``interrupted``) and ends; the session stays open."""
+        with self.lock:
+            if not self.done and not self.got_result:
+                self.control.stop(reason)
+
     def interrupt(self) -> None:
-        """Cut the host's session (Ctrl-C); the runner on the host stops and drops its lock.
+        """Cut the host's session (Ctrl-C again, or the stop took too long); the runner on the
+        host notices, stops at its next safe point and drops its lock.
 
         From then on the host's outcome stays "interrupted": the worker thread, which sees its
-        session vanish, must not turn it into "unreachable" (connection lost) afterwards."""
+        session vanish, must not turn it into "unreachable" (connection lost) afterwards. An
+        action that had started but whose result never came back is marked ``interrupted``:
+        the host's journal holds how it ended."""
         with self.lock:
             if self.done:
                 return
@@ -272,8 +314,20 @@ class HostRun:
             if not self.got_result:
                 self.report.outcome = "interrupted"
                 self.report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
-            if self.session is not None:
-                close_session(self.session)
+                for action in self.report.actions:
+                    if action.get("result") == "started":
+                        action["result"] = "interrupted"
+                        action["detail"] = (
+                            "started on the host, but the session was closed before its result came back; "
+                            f"the host's journal ({JOURNAL_HINT}/{self.job.run_id}.json) records how it ended"
+                        )
+                started = [f"{a['kind']} {a['target']}" for a in self.report.actions]
+                if started:
+                    self.report.reason += f"; actions started on the host: {', '.join(started)}"
+            self.control.close()
+            session = self.session
+        if session is not None:
+            close_session(session)
 
     def _set(self, outcome: str, reason: str) -> None:
         if self.interrupted:
@@ -291,19 +345,32 @@ class HostRun:
         sink = EventSink(self._on_event)
         errors = TailSink()
         remaining = max(1.0, deadline - time.monotonic())
-        result = session.run(
+        try:
+            result = self._run_runner(session, sink, errors, remaining)
+        except ThreadException as exc:
+            if not _only_control_channel_closed(exc):
+                raise
+            result = None  # a control line raced the runner's exit: what came back stands
+        finally:
+            self.control.close()
+        sink.write("\n")
+        self._finish_run(sink, errors, result)
+
+    def _run_runner(self, session: Session, sink: EventSink, errors: TailSink, timeout: float) -> Any:
+        return session.run(
             runner_command(self.host, self.job),
             hide=False,
             warn=True,
             pty=False,
             echo=False,
             echo_stdin=False,
-            in_stream=self.gate if self.gate is not None else False,
+            in_stream=self.control,
             out_stream=sink,
             err_stream=errors,
-            timeout=remaining,
+            timeout=timeout,
         )
-        sink.write("\n")
+
+    def _finish_run(self, sink: EventSink, errors: TailSink, result: Any) -> None:
         if not self.got_result:
             detail = (errors.text.strip() or "\n".join(sink.noise)).splitlines()[-5:]
             exit_code = getattr(result, "exited", None)
@@ -325,6 +392,18 @@ class HostRun:
             self.phase(str(event.get("phase")))
         elif kind == "start":
             report.remote_version = str(event.get("version", ""))
+        elif kind == "action" and isinstance(event.get("index"), int):
+            # Kept as they happen (started, then its result), so a run cut short still shows
+            # every action that began on the host; the final result event replaces the list.
+            with self.lock:
+                if self.interrupted or self.got_result:
+                    return
+                action = {k: v for k, v in event.items() if k != "event"}
+                index = int(event["index"])
+                if index < len(report.actions):
+                    report.actions[index] = action
+                else:
+                    report.actions.append(action)
         elif kind == "check":
             data = {k: v for k, v in event.items() if k not in ("event", "which", "t")}
             if event.get("which") == "after":
@@ -339,9 +418,10 @@ class HostRun:
                 self.surveyed = True
                 self.on_gate(self.host.name, [], False)
         elif kind == "result":
-            if self.interrupted:
-                return
-            self.got_result = True
+            with self.lock:
+                if self.interrupted:
+                    return
+                self.got_result = True
             report.outcome = str(event.get("outcome", "failed"))
             report.reason = str(event.get("reason", ""))
             report.actions = list(event.get("actions", []))

@@ -171,6 +171,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
             else None,
             batches=batches,
             max_fail_percent=request.max_fail_percent,
+            notify=progress.notice,
         )
     store.save_last_failed([h.host for h in report.hosts if h.outcome not in OK_OUTCOMES])
     try:
@@ -201,7 +202,7 @@ def premarket(
         console.print_json(json.dumps(report.to_dict(), default=str))
     else:
         console.print(run_view(report, str(store.run_dir(report.run_id))))
-    return 130 if report.interrupted else int(report.exit_code or 0)
+    return int(report.exit_code or 0)
 
 
 def recover(request: FleetRequest, *, console: Console | None = None) -> int:

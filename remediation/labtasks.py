@@ -14,7 +14,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / ".lab"
 DEFAULT_INVENTORY = REPO / "inventory" / "lab.yml"
-FAULT_KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "sshd-down", "reset")
+FAULT_KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "sshd-down", "reset")
 
 
 def _lab(workdir: str | None) -> Any:

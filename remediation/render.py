@@ -48,7 +48,9 @@ OUTCOME_STYLE = {
     "released": "green",
     "skipped": "yellow",
 }
-EXIT_CODES_HELP = "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected"
+EXIT_CODES_HELP = (
+    "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected; 130: interrupted"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -294,6 +296,11 @@ class ProgressView:
                 self.live.update(self._table())
             elif phase.startswith("done"):
                 self.console.print(f"{host}: {phase}", highlight=False)
+
+    def notice(self, message: str) -> None:
+        """A run-wide message (e.g. what Ctrl-C does now), printed above the live view."""
+        with self.lock:
+            self.console.print(Text(message, style="bold yellow"), highlight=False)
 
     def _table(self) -> Table:
         table = Table(show_header=True, expand=False, title=f"{time.monotonic() - self.started:.1f}s")

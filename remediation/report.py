@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent import VERSION
-from .agent.plan import exit_code_for
+from .agent.plan import EXIT_INTERRUPTED, exit_code_for
 from .errors import ReportError
 
 SCHEMA_VERSION = 1
@@ -102,7 +102,9 @@ class RunReport:
     stopped_reason: str = ""  # rolling recovery stopped early
 
     def compute_exit_code(self) -> int:
-        return exit_code_for([h.outcome for h in self.hosts])
+        """The documented exit code; 130 for a run the operator interrupted (what the process
+        itself exits with, so the report and the shell agree)."""
+        return EXIT_INTERRUPTED if self.interrupted else exit_code_for([h.outcome for h in self.hosts])
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -97,7 +97,7 @@ def checked_and_reset(lab: Lab) -> Iterator[Lab]:
         lab.exec(host.name, ["crontab", "-r"], check=False)
         lab.fault(host.name, "reset")
         for name in ("guardian-breaker.json", "guardian-hold.json"):
-            lab.path(host.name, f"{APP}/state/{name}").unlink(missing_ok=True)
+            lab.path(host.name, f"{APP}/.guardian/state/{name}").unlink(missing_ok=True)
 
 
 @pytest.fixture

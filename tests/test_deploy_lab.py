@@ -170,9 +170,13 @@ def test_cron_alone_heals_a_host_and_collect_brings_the_run_home(fleet: Lab, tmp
     assert code == 0
     uw_before = json.loads(lab.path("h01", f"{APP}/state/uw_daemon.json").read_text())["pid"]
     lab.fault("h01", "uw")
-    journal = lab.path("h01", f"{APP}/state/guardian-journal")
+    journal = lab.path("h01", f"{APP}/.guardian/state/journal")
     deadline = time.monotonic() + 100
-    while not (journal.exists() and list(journal.glob("*-cron-*.json"))):
+    def cron_run_finished() -> bool:  # the journal is written from the run's start ("running")
+        runs = sorted(journal.glob("*-cron-*.json")) if journal.exists() else []
+        return bool(runs) and json.loads(runs[0].read_text()).get("outcome") != "running"
+
+    while not cron_run_finished():
         assert time.monotonic() < deadline, "cron never ran the guardian runner: " + (
             lab.path("h01", f"{APP}/logs/pre_market.log").read_text()
             if lab.path("h01", f"{APP}/logs/pre_market.log").exists()
@@ -214,7 +218,7 @@ def test_laptop_run_and_cron_run_never_act_twice(fleet: Lab, tmp_path: Path) -> 
             ".guardian/config.json --runner cron --format text >> logs/pre_market.log 2>&1 < /dev/null &",
         ],
     )
-    flock = lab.path("h05", f"{APP}/state/.guardian.flock")
+    flock = lab.path("h05", f"{APP}/.guardian/state/.guardian.flock")
     deadline = time.monotonic() + 15
     while '"runner": "cron"' not in (flock.read_text() if flock.exists() else ""):
         assert time.monotonic() < deadline, "the cron runner never took the lock"
@@ -228,7 +232,7 @@ def test_laptop_run_and_cron_run_never_act_twice(fleet: Lab, tmp_path: Path) -> 
     code, report, _ = run(lab, tmp_path, "premarket", "h05", lock_wait=60)
     assert code == 0 and outcomes(report) == {"h05": "healthy"}
     assert report.hosts[0].actions == []
-    journal = json.loads(next(lab.path("h05", f"{APP}/state/guardian-journal").glob("*-cron-*.json")).read_text())
+    journal = json.loads(next(lab.path("h05", f"{APP}/.guardian/state/journal").glob("*-cron-*.json")).read_text())
     assert journal["outcome"] == "healed"
     restarts = [a for a in journal["actions"] if a["kind"] == "restart"]
     assert len(restarts) == 1

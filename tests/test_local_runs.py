@@ -196,6 +196,8 @@ def test_json_output_is_the_report(tmp_path: Path, app: Path) -> None:
 
 
 def test_busy_host_is_reported_with_holder(tmp_path: Path, app: Path) -> None:
+    state_dir = app / ".guardian" / "state"  # Guardian's own state, whatever lock_dir says
+    state_dir.mkdir(parents=True)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -208,7 +210,7 @@ def test_busy_host_is_reported_with_holder(tmp_path: Path, app: Path) -> None:
             print("locked", flush=True)
             time.sleep(60)
         """),
-            str(app / "state" / ".guardian.flock"),
+            str(state_dir / ".guardian.flock"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -316,3 +318,86 @@ def test_runner_at_the_gate_changes_nothing_when_the_controller_leaves(tmp_path:
     assert not any(e["event"] in ("action", "result") for e in rest)
     assert lock.exists()
     assert "closed the gate without an answer" in (app / "logs" / "guardian.log").read_text()
+
+
+def test_a_stop_at_the_gate_reports_interrupted_and_changes_nothing(tmp_path: Path, app: Path) -> None:
+    """Ctrl-C on the controller while a host waits at its gate: the runner stops, says so in
+    guardian.log and its journal, sends its result, and the stale lock is still there."""
+    lock = app / "state" / "orders.lock"
+    lock.write_text(f"{dead_pid()}\n")
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    proc = _gated_runner(tmp_path, app)
+    _events_until_gate(proc)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"stop": "the operator pressed Ctrl-C on the controller"}) + "\n")
+    proc.stdin.flush()
+    rest = [json.loads(line) for line in proc.stdout]
+    proc.wait(timeout=30)
+    result = next(e for e in rest if e["event"] == "result")
+    assert result["outcome"] == "interrupted" and "nothing changed" in result["reason"]
+    assert not any(e["event"] == "action" for e in rest)
+    assert lock.exists()
+    journal = json.loads((app / ".guardian" / "state" / "journal" / "gate-test.json").read_text())
+    assert journal["outcome"] == "interrupted" and journal["actions"] == []
+    assert "Stopping: the operator pressed Ctrl-C" in (app / "logs" / "guardian.log").read_text()
+
+
+def test_sigterm_stops_the_runner_between_actions_with_its_record_intact(tmp_path: Path, app: Path) -> None:
+    """A runner told to stop by a signal (cron's runner killed by an operator, a shutdown)
+    finishes the step in hand and leaves a journal and a reason, never half a record."""
+    import shlex
+    import signal
+
+    from remediation.hostrun import JobOptions, runner_command
+    from remediation.inventory import load_inventory
+    from remediation.rules import load_rules, rules_data
+
+    (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")
+    host = load_inventory([inventory(tmp_path, app, settle_seconds=30)]).hosts["local"]
+    job = JobOptions(run_id="sigterm-test", signatures=rules_data(load_rules([])))
+    proc = subprocess.Popen(
+        shlex.split(runner_command(host, job)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1].get("phase") == "settle":
+            proc.send_signal(signal.SIGTERM)
+            break
+    events += [json.loads(line) for line in proc.stdout]
+    assert proc.wait(timeout=20) == 2  # stopped within the settle's 0.2 s wake-ups, not after 30 s
+    result = next(e for e in events if e["event"] == "result")
+    assert result["outcome"] == "interrupted"
+    assert "SIGTERM" in result["reason"] and "remove_lock metadata.lock ok" in result["reason"]
+    assert "not re-verified" in result["reason"]
+    assert [(a["kind"], a["result"]) for a in result["actions"]] == [("remove_lock", "ok")]
+    journal = json.loads((app / ".guardian" / "state" / "journal" / "sigterm-test.json").read_text())
+    assert journal["outcome"] == "interrupted" and journal["actions"] == result["actions"]
+
+
+def test_lock_dir_is_only_swept_never_created_and_guardian_state_stays_put(tmp_path: Path, app: Path) -> None:
+    """A mistyped lock_dir is reported, not created; Guardian's own state (host lock, journal)
+    stays in .guardian/state whatever lock_dir says, so every runner shares one host lock."""
+    code, _ = run(tmp_path, app, lock_dir="stat")  # typo for "state"
+    host = latest(tmp_path).hosts[0]
+    assert code == 0 and host.outcome == "healthy"
+    assert not (app / "stat").exists()
+    assert any("lock dir" in w and "stat" in w and "does not exist" in w for w in host.warnings), host.warnings
+    state = app / ".guardian" / "state"
+    assert (state / ".guardian.flock").exists()
+    assert (state / "journal" / f"{latest(tmp_path).run_id}.json").exists()
+
+
+def test_state_an_older_guardian_kept_in_the_lock_dir_is_adopted(tmp_path: Path, app: Path) -> None:
+    """Upgrading never forgets a maintenance hold or resets a restart budget."""
+    until = time.time() + 3600
+    (app / "state" / "guardian-hold.json").write_text(
+        json.dumps({"until": until, "reason": "broker maintenance", "by": "ops", "since": time.time()})
+    )
+    code, _ = run(tmp_path, app)
+    assert code == 0  # a held host is ok: it is left alone on purpose
+    host = latest(tmp_path).hosts[0]
+    assert host.outcome == "held" and "broker maintenance" in host.reason
+    assert (app / ".guardian" / "state" / "guardian-hold.json").exists()
+    assert not (app / "state" / "guardian-hold.json").exists()

@@ -130,7 +130,8 @@ def test_thirty_hosts_with_everything_wrong_at_once(lab: Lab, tmp_path: Path) ->
         [
             "bash",
             "-c",
-            f'cd {APP}; nohup /usr/bin/python3 -c \'import fcntl, time; f = open("state/.guardian.flock", "a"); '
+            f"cd {APP}; mkdir -p .guardian/state; "
+            'nohup /usr/bin/python3 -c \'import fcntl, time; f = open(".guardian/state/.guardian.flock", "a"); '
             "fcntl.flock(f, fcntl.LOCK_EX); time.sleep(300)' >/dev/null 2>&1 < /dev/null & echo $!",
         ],
     ).stdout.strip()

@@ -183,3 +183,28 @@ def test_a_host_that_stays_broken_says_why() -> None:
     assert outcome_reason("healed", check_state(0), plan) == ""
     idle = Plan("unexpected", False, [], 5.0, ["no recovery: the health check did not finish before its timeout"])
     assert outcome_reason("unexpected", None, idle).startswith("no recovery: the health check did not finish")
+
+
+def test_an_incident_that_leaves_nothing_to_do_neither_waits_nor_rechecks() -> None:
+    """Every action held back by the blast-radius guard: nothing changes, so no settle and no
+    re-check; the host keeps what its check said, with the incident as the reason."""
+    plan = plan_for("UW socket fail", 2, suppress={"uw_socket": "common-cause incident on 5 of 6 hosts"})
+    assert not plan.recover and plan.actions == []
+    assert plan.held_back
+    assert final_outcome(check_state(2), None, dry_run=False, held_back=True) == "still-unhealthy"
+    assert outcome_reason("still-unhealthy", None, plan) == (
+        "uw_socket: actions suppressed: common-cause incident on 5 of 6 hosts"
+    )
+    # A stale lock still gets cleared (and verified) while the signature's restart is held back.
+    stale = judge(lock("metadata.lock", pid=99999, alive=False), now=2000, max_age=3600)
+    with_lock = plan_for("UW socket fail", 2, [stale], suppress={"uw_socket": "incident"})
+    assert with_lock.recover and [a.kind for a in with_lock.actions] == ["remove_lock"]
+
+
+def test_a_host_still_broken_names_what_guardian_left_alone() -> None:
+    kept = LockVerdict(lock("evil.lock", pid=None, alive=False, kind="symlink"), False, "a symlink: never followed")
+    plan = plan_for("nothing known here", 1, [kept])
+    reason = outcome_reason("still-degraded", check_state(1), plan)
+    assert reason.startswith("after recovery the check still gives exit code 1; left alone: ")
+    assert "lock evil.lock kept: a symlink: never followed" in reason
+    assert "no known failure signature" not in reason

@@ -301,7 +301,8 @@ def test_ctrl_c_writes_a_complete_report_and_frees_the_host(fleet: Lab, tmp_path
         time.sleep(0.3)
     else:
         raise AssertionError("the on-host runner or its check is still running after Ctrl-C")
-    assert "controller disconnected" in lab.path("h04", f"{APP}/logs/guardian.log").read_text()
+    log = lab.path("h04", f"{APP}/logs/guardian.log").read_text()
+    assert "Stopping: the operator pressed Ctrl-C on the controller" in log
 
 
 def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path) -> None:

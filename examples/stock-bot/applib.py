@@ -122,6 +122,9 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
         publish()
 
     def on_stop(signum, frame):
+        if os.path.exists(os.path.join(state, ".fault_slow_stop")):
+            log(f"{name}: received signal {signum}, draining for 3 s")
+            time.sleep(3)
         log(f"{name}: received signal {signum}, exiting")
         raise SystemExit(0)
 

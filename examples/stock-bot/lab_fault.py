@@ -11,6 +11,8 @@ Kinds:
   kill        SIGKILL the UW daemon
   hang        touch state/.fault_hang (health check hangs)
   flood       touch state/.fault_flood (health check floods stdout)
+  slow-stop   touch state/.fault_slow_stop (daemons take 3 s to exit on SIGTERM, as one
+              draining its work would: a restart is slow)
   reset       undo hang/flood/locks; stop the live-lock holder (by recorded pid)
 
 Processes are only ever signalled by pid, never by name.
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from applib import APP_DIR, app_paths, pid_alive, read_json, read_pid, write_atomic
 
-KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "reset")
+KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
 HOLDER_FILE = ".live_lock_holder.pid"
 
 
@@ -104,7 +106,7 @@ def hold(lock):
 
 
 def reset(state):
-    for name in (".fault_hang", ".fault_flood", "metadata.lock"):
+    for name in (".fault_hang", ".fault_flood", ".fault_slow_stop", "metadata.lock"):
         path = os.path.join(state, name)
         if os.path.exists(path):
             os.unlink(path)
@@ -147,11 +149,11 @@ def main(argv=None):
         return stale_lock(state)
     if args.kind == "live-lock":
         return live_lock(root, state)
-    if args.kind in ("hang", "flood"):
-        path = os.path.join(state, ".fault_" + args.kind)
+    if args.kind in ("hang", "flood", "slow-stop"):
+        path = os.path.join(state, ".fault_" + args.kind.replace("-", "_"))
         with open(path, "a"):
             pass
-        print("touched state/.fault_" + args.kind)
+        print("touched state/.fault_" + args.kind.replace("-", "_"))
         return 0
     return reset(state)
 

@@ -6,6 +6,13 @@ standard library only and stays compatible with Python 3.9, the oldest python3 a
 The controller imports the same modules, so the decision logic is shared by both sides.
 """
 
+import os
+
 VERSION = "0.1.0"
+#: Guardian's own state on a host (host lock, restart budget, hold, journals), relative to the
+#: app dir. Fixed, apart from ``lock_dir`` (the app's locks that Guardian sweeps), so that every
+#: runner on the host (laptop or cron, whatever its settings) shares one lock and one history.
+STATE_DIR = os.path.join(".guardian", "state")
+JOURNAL_DIR = "journal"
 #: The bundle's bootstrap replaces this with the digest of the agent sources it carries.
 BUNDLE_DIGEST = "dev"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .signatures import MAX_LINE_CHARS, Signature, SignatureMatch, SignatureScanner
-from .watch import ControllerGone, ControllerWatch
+from .watch import ControllerWatch
 
 TAIL_BYTES = 64 * 1024
 
@@ -99,7 +99,7 @@ def run_check(
             ready, _, _ = select.select([out_fd], [], [], min(remaining, 0.5))
             if watch is not None and watch.gone():
                 _kill_group(proc)
-                raise ControllerGone("the controller disconnected during the health check")
+                watch.check()  # raises ControllerGone, or StopRequested while the controller listens
             if not ready:
                 continue
             chunk = os.read(out_fd, 1 << 16)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import VERSION
+from . import JOURNAL_DIR, STATE_DIR, VERSION
 from .cronblock import (
     ScheduleError,
     block_lines,
@@ -275,14 +275,14 @@ class Installer:
     def tighten_permissions(self) -> None:
         """Logs not world-readable; Guardian's state (journal, lock) private to the owner."""
         logs = os.path.join(self.app_dir, "logs")
-        state = os.path.join(self.app_dir, str(self.config.get("lock_dir", "state")))
+        state = os.path.join(self.app_dir, STATE_DIR)
         targets: List[Tuple[str, Callable[[int], int]]] = []
         if os.path.isdir(logs):
             targets.append((logs, lambda m: m & ~0o007))
             for name in sorted(os.listdir(logs)):
                 if name.startswith("guardian") or "_alert_" in name or name.endswith(".log"):
                     targets.append((os.path.join(logs, name), lambda m: m & ~0o007))
-        journal = os.path.join(state, "guardian-journal")
+        journal = os.path.join(state, JOURNAL_DIR)
         if os.path.isdir(journal):
             targets.append((journal, lambda m: 0o700))
             targets += [(os.path.join(journal, n), lambda m: 0o600) for n in sorted(os.listdir(journal))]

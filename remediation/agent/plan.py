@@ -92,6 +92,9 @@ class Plan:
     actions: List[PlannedAction]
     settle_seconds: float
     notes: List[str] = field(default_factory=list)
+    #: Recovery was called for, but everything it would do is held back (a common-cause
+    #: incident): nothing is changed, so nothing is waited for or re-checked.
+    held_back: bool = False
 
     @property
     def verify(self) -> bool:
@@ -105,6 +108,7 @@ class Plan:
             "settle_seconds": self.settle_seconds,
             "actions": [a.to_dict() for a in self.actions],
             "notes": list(self.notes),
+            "held_back": self.held_back,
         }
 
 
@@ -169,6 +173,7 @@ def decide(
     for match in matches:
         by_signature.setdefault(match.signature, []).append(match)
     restarted: List[str] = []
+    held_back = False
     for signature in signatures:
         hits = by_signature.get(signature.name)
         if not hits and not force:
@@ -177,6 +182,7 @@ def decide(
             continue
         if suppress and signature.name in suppress:
             notes.append(f"{signature.name}: actions suppressed: {suppress[signature.name]}")
+            held_back = True
             continue
         if hits:
             first = hits[0]
@@ -210,13 +216,20 @@ def decide(
             actions.append(PlannedAction(kind, rule_action.target, why, {"signature": signature.name}))
     if not matches and not force:
         notes.append("no known failure signature matched; clearing stale locks and re-checking")
+    elif not actions and held_back:
+        # Everything it would have done is held back (a common-cause incident): nothing changes
+        # on this host, so there is nothing to wait for and nothing to re-check.
+        return Plan(state.state, False, [], settle_seconds, notes, held_back=True)
     return Plan(state.state, True, actions, settle_seconds, notes)
 
 
-def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: bool) -> str:
-    """The host's outcome from the first check and (when recovery ran) the verification."""
+def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: bool, held_back: bool = False) -> str:
+    """The host's outcome from the first check and (when recovery ran) the verification; a host
+    whose recovery was all held back stays what its check said (``still-*``)."""
     if before.state == UNEXPECTED and after is None:
         return "unexpected"
+    if held_back and not dry_run and before.state in (DEGRADED, UNHEALTHY):
+        return f"still-{before.state}"
     if dry_run or after is None:
         return before.state
     if after.state == HEALTHY:
@@ -231,10 +244,19 @@ def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: b
 def outcome_reason(outcome: str, after: Optional[CheckState], plan: Plan, failed: Sequence[str] = ()) -> str:
     """The one line an operator reads next to the outcome: why a recovered host is still not
     healthy (what the re-check said, which actions failed), or why nothing was done."""
+    if plan.held_back:
+        return "; ".join(plan.notes)
     if after is not None and outcome not in ("healthy", "healed"):
         why = f"after recovery the check still gives {after.reason}"
-        return why + (f"; failed: {', '.join(failed)}" if failed else "")
+        why += f"; failed: {', '.join(failed)}" if failed else ""
+        # What Guardian deliberately left alone may be the cause: say so.
+        left_alone = [n for n in plan.notes if not n.startswith("no known failure signature")]
+        return why + (f"; left alone: {'; '.join(left_alone)}" if left_alone else "")
     return plan.notes[0] if plan.notes and not plan.actions else ""
+
+
+#: The exit code of a run the operator interrupted (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def exit_code_for(outcomes: Sequence[str]) -> int:

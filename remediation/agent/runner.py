@@ -11,13 +11,13 @@ import base64
 import hashlib
 import json
 import os
-import select
+import signal
 import stat
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import BUNDLE_DIGEST, VERSION
+from . import BUNDLE_DIGEST, JOURNAL_DIR, STATE_DIR, VERSION
 from .checkrun import CheckRun, run_check
 from .guards import (
     Hold,
@@ -34,12 +34,14 @@ from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, SignalManager, make_manager
 from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome, outcome_reason
 from .signatures import RuleError, load_signatures
-from .watch import ControllerGone, ControllerWatch
+from .watch import ControllerGone, ControllerWatch, StopRequested
 
 Emit = Callable[[Dict[str, Any]], None]
 ALERT_GLOB_SUFFIX = ".txt"
 
-JOURNAL_DIR = "guardian-journal"
+#: Where Guardian < 0.2 kept that state: inside the app's lock dir.
+LEGACY_STATE_FILES = ("guardian-breaker.json", "guardian-hold.json")
+LEGACY_JOURNAL_DIR = "guardian-journal"
 
 
 def _now_iso(ts: Optional[float] = None) -> str:
@@ -74,13 +76,15 @@ class HostLog:
 class Runner:
     """One Guardian run on this host, driven by a validated config (plain data)."""
 
-    def __init__(self, config: Dict[str, Any], emit: Emit) -> None:
+    def __init__(self, config: Dict[str, Any], emit: Emit, watch: Optional[ControllerWatch] = None) -> None:
         self.config = config
         self.emit = emit
         self.dry_run = bool(config.get("dry_run", False))
         self.app_dir = os.path.abspath(os.path.expanduser(str(config.get("app_dir", "~/stock-bot"))))
         self.logs_dir = os.path.join(self.app_dir, "logs")
         self.lock_dir = os.path.join(self.app_dir, str(config.get("lock_dir", "state")))
+        self.state_dir = os.path.join(self.app_dir, STATE_DIR)
+        self.journal_dir = os.path.join(self.state_dir, JOURNAL_DIR)
         check = str(config.get("check", "pre_market_health_check.py"))
         self.check_path = check if os.path.isabs(check) else os.path.join(self.app_dir, check)
         self.check_stem = os.path.splitext(os.path.basename(check))[0]
@@ -96,11 +100,12 @@ class Runner:
             for name, spec in dict(config.get("services", {})).items()
         }
         self.log = HostLog(None)
+        self.journal_error = ""
         self.started = time.time()
         self.run_id = str(config.get("run_id", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
         self.record: Dict[str, Any] = {}
         self.created_files: List[str] = []
-        self.watch = ControllerWatch()
+        self.watch = watch or ControllerWatch()
         self.pidfile_probe = SignalManager({})
 
     # -- steps ------------------------------------------------------------------------------
@@ -130,8 +135,9 @@ class Runner:
             return self.finish("unexpected", f"app dir {self.app_dir} does not exist")
         if not self.dry_run:
             os.makedirs(self.logs_dir, mode=0o750, exist_ok=True)
-            os.makedirs(self.lock_dir, mode=0o750, exist_ok=True)
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
             self.log = HostLog(self._safe_log_path("guardian.log"))
+            self._adopt_legacy_state()
         holder = {
             "runner": record["runner"],
             "pid": os.getpid(),
@@ -142,7 +148,7 @@ class Runner:
         self.phase("lock")
         try:
             with HostLock(
-                self.lock_dir,
+                self.state_dir,
                 holder=holder,
                 wait=float(self.config.get("lock_wait", 0)),
                 dry_run=self.dry_run,
@@ -152,12 +158,18 @@ class Runner:
             record["busy_holder"] = busy.holder
             return self.finish("busy", str(busy))
         except ControllerGone as exc:
+            # Stopped at a safe point: whatever was done so far is in the record (and the journal).
+            done = [f"{a['kind']} {a['target']} {a['result']}" for a in record["actions"]]
+            reason = f"stopped: {exc}" + (f"; done before stopping: {', '.join(done)}" if done else "; nothing changed")
+            if done and "after" not in record:
+                reason += "; not re-verified"
             self.log.write(f"Stopping: {exc}; the host lock is released")
-            return self.finish("interrupted", str(exc), emit=False)
+            return self.finish("interrupted", reason, emit=isinstance(exc, StopRequested))
 
     def _locked_sequence(self) -> Dict[str, Any]:
         record = self.record
-        hold = read_hold(self.lock_dir, now=time.time())
+        self._write_journal()  # from here on the host's record of this run survives any stop
+        hold = read_hold(self.state_dir, now=time.time())
         if hold is not None:
             record["hold"] = hold.to_dict()
             return self.finish(
@@ -166,7 +178,7 @@ class Runner:
         if self.config.get("reset_breaker"):
             if self.dry_run:
                 record.setdefault("warnings", []).append("would reset the restart budget (breaker)")
-            elif reset_breakers(self.lock_dir):
+            elif reset_breakers(self.state_dir):
                 self.log.write("Restart budget reset by the operator (--reset-breaker)")
         self.log.write(
             f"Guardian {VERSION} run {self.run_id} ({record['runner']}) starting: {os.path.basename(self.check_path)}"
@@ -184,7 +196,7 @@ class Runner:
             {"name": v.lock.name, "stale": v.stale, "reason": v.reason, "pid": v.lock.pid} for v in verdicts
         ]
         now = time.time()
-        history = load_restart_history(self.lock_dir)
+        history = load_restart_history(self.state_dir)
         window = float(self.config.get("restart_budget_window", 1800))
         breakers = {
             name: breaker_open(
@@ -238,7 +250,7 @@ class Runner:
                         "reason": action.reason,
                     }
                 )
-        outcome = final_outcome(before, after, dry_run=self.dry_run)
+        outcome = final_outcome(before, after, dry_run=self.dry_run, held_back=plan.held_back)
         failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
         return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
 
@@ -255,6 +267,12 @@ class Runner:
         )
 
     def _lock_verdicts(self) -> List[LockVerdict]:
+        if not os.path.lexists(self.lock_dir):
+            # Never created: a mistyped lock_dir must not pass for a folder with no stale locks.
+            self.record.setdefault("warnings", []).append(
+                f"lock dir {self.lock_dir} does not exist: no locks inspected or cleared (check the lock_dir setting)"
+            )
+            return []
         try:
             locks = probe_locks(self.lock_dir)
         except LockDirError as exc:
@@ -274,28 +292,19 @@ class Runner:
         self.phase("gate")
         self.emit({"event": "gate", "signatures": signatures})
         deadline = time.monotonic() + float(self.config.get("gate_timeout", 300))
-        line = b""
-        fd = sys.stdin.fileno()
-        while not line.endswith(b"\n"):
+        while True:
             self.watch.check()
+            answer = next((m for m in self.watch.messages if "suppress" in m), None)
+            if answer is not None:
+                break
+            if self.watch.control_closed:
+                raise ControllerGone("the controller closed the gate without an answer")
             if time.monotonic() > deadline:
                 raise ControllerGone("no go/no-go answer from the controller before the gate timeout")
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if not ready:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise ControllerGone("the controller closed the gate without an answer")
-            line += chunk
-            if len(line) > 1 << 20:
-                raise ControllerGone("the controller's gate answer is too long")
-        try:
-            answer = json.loads(line.decode("utf-8"))
-            suppress = answer["suppress"]
-            if not isinstance(suppress, dict):
-                raise TypeError("suppress must be a mapping")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ControllerGone(f"unreadable gate answer from the controller: {exc}") from None
+            self.watch.poll_control(0.2)
+        suppress = answer["suppress"]
+        if not isinstance(suppress, dict):
+            raise ControllerGone("unreadable gate answer from the controller: suppress must be a mapping")
         self.log.write(
             "Fleet-wide incident check: "
             + (f"not acting on {', '.join(sorted(suppress))} (common cause)" if suppress else "go")
@@ -308,15 +317,22 @@ class Runner:
         by_name = {v.lock.name: v for v in verdicts}
         restarted: Dict[str, Optional[int]] = {}
         for action in plan.actions:
-            self.watch.check()
+            self.watch.check()  # a stop is honoured between actions, never inside one
             started = time.monotonic()
             result: Dict[str, Any] = {
+                "index": len(self.record["actions"]),
                 "kind": action.kind,
                 "target": action.target,
                 "reason": action.reason,
                 "at": _now_iso(),
                 "t": round(time.time(), 3),
+                "result": "started",
             }
+            # Recorded before it is done: if this run dies inside the action, the journal and the
+            # controller still know it began (and the restart budget counts it, see below).
+            self.record["actions"].append(result)
+            self._write_journal()
+            self.emit({"event": "action", **result})
             try:
                 if action.kind == "remove_lock":
                     verdict = by_name[action.target]
@@ -328,15 +344,15 @@ class Runner:
                     )
                     self.log.write(f"Cleared stale lock {action.target}: {outcome} ({action.reason})")
                 elif action.kind == "restart":
-                    try:
-                        new_pid, detail = self._restart(action)
-                    finally:
-                        record_restart(
-                            self.lock_dir,
-                            action.target,
-                            now=time.time(),
-                            window=float(self.config.get("restart_budget_window", 1800)),
-                        )
+                    # An attempt counts against the budget whether or not it succeeds, and it is
+                    # counted first, so the breaker and the record agree even if this run dies here.
+                    record_restart(
+                        self.state_dir,
+                        action.target,
+                        now=time.time(),
+                        window=float(self.config.get("restart_budget_window", 1800)),
+                    )
+                    new_pid, detail = self._restart(action)
                     restarted[action.target] = new_pid
                     result.update(result="ok", detail=detail, new_pid=new_pid)
                 elif action.kind == "breaker_open":
@@ -357,7 +373,7 @@ class Runner:
                 result.update(result="failed", detail=str(exc))
                 self.log.write(f"ERROR: {action.kind} {action.target} failed: {exc}")
             result["duration"] = round(time.monotonic() - started, 3)
-            self.record["actions"].append(result)
+            self._write_journal()
             self.emit({"event": "action", **result})
         settle = plan.settle_seconds
         self.phase("settle")
@@ -386,7 +402,7 @@ class Runner:
             state = self._status(spec)
             if state.running and state.pid is not None and state.pid != before.pid:
                 return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
-            self.watch.sleep(pause)
+            time.sleep(pause)  # no stop inside an action: the restart is confirmed (or times out)
             pause = min(pause * 2, 1.0)
         raise ManagerError(
             f"{action.target} did not come back with a new pid within the restart timeout "
@@ -459,7 +475,7 @@ class Runner:
             duration=round(time.time() - self.started, 3),
         )
         self.log.write(f"Run {self.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
-        if not self.dry_run and os.path.isdir(self.app_dir):
+        if os.path.isdir(self.state_dir):
             self._write_journal()
         if not emit:
             return record
@@ -504,8 +520,8 @@ class Runner:
                 now,
             )
             if not self.dry_run:
-                os.makedirs(self.lock_dir, mode=0o750, exist_ok=True)
-                write_hold(self.lock_dir, hold)
+                os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+                write_hold(self.state_dir, hold)
                 HostLog(self._safe_log_path("guardian.log")).write(
                     f"Maintenance hold until {hold.to_dict()['until_iso']} by {hold.by}: {hold.reason}"
                 )
@@ -513,7 +529,7 @@ class Runner:
                 outcome="held", reason=f"held until {hold.to_dict()['until_iso']}: {hold.reason}", hold=hold.to_dict()
             )
         else:
-            existed = False if self.dry_run else release_hold(self.lock_dir)
+            existed = False if self.dry_run else release_hold(self.state_dir)
             if existed:
                 HostLog(self._safe_log_path("guardian.log")).write("Maintenance hold released")
             record.update(outcome="released", reason="hold released" if existed else "no hold was set")
@@ -526,15 +542,14 @@ class Runner:
         if os.path.isdir(self.logs_dir):
             for item in collect_files(self.logs_dir, self._collect_names(), max_bytes=max_bytes):
                 self.emit({"event": "file", **item})
-        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
         names = [name for name, _ in self._cron_journals()]
-        for item in collect_files(journal_dir, names, max_bytes=max_bytes):
+        for item in collect_files(self.journal_dir, names, max_bytes=max_bytes):
             item["name"] = "journal-" + str(item["name"])
             self.emit({"event": "file", **item})
 
     def _cron_journals(self) -> List[Tuple[str, Dict[str, Any]]]:
         """The newest cron-run journals on this host (name, summary), newest first."""
-        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
+        journal_dir = self.journal_dir
         found: List[Tuple[str, Dict[str, Any]]] = []
         try:
             entries = sorted(os.listdir(journal_dir), reverse=True)
@@ -583,17 +598,42 @@ class Runner:
         return names
 
     def _write_journal(self) -> None:
-        journal_dir = os.path.join(self.lock_dir, JOURNAL_DIR)
+        """The host's own record of this run, rewritten (atomically) at each step: before and
+        after every action and at the end, so it survives the controller or this process dying
+        at any moment (a run that never finished says ``outcome: running``)."""
+        if self.dry_run or self.journal_error:
+            return
         try:
-            os.makedirs(journal_dir, mode=0o700, exist_ok=True)
-            path = os.path.join(journal_dir, f"{self.run_id}.json")
+            os.makedirs(self.journal_dir, mode=0o700, exist_ok=True)
+            path = os.path.join(self.journal_dir, f"{self.run_id}.json")
             tmp = path + ".tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({k: v for k, v in self.record.items() if k != "files"}, fh, sort_keys=True)
+                record = {k: v for k, v in self.record.items() if k != "files"}
+                record.setdefault("outcome", "running")
+                json.dump(record, fh, sort_keys=True)
             os.replace(tmp, path)
         except OSError as exc:
-            self.record.setdefault("warnings", []).append(f"journal not written: {exc}")
+            self.journal_error = f"journal not written: {exc}"
+            self.record.setdefault("warnings", []).append(self.journal_error)
+
+    def _adopt_legacy_state(self) -> None:
+        """Move a restart budget, hold and cron journals that an older Guardian kept in the app's
+        lock dir into the state dir, so an upgrade forgets no hold and resets no budget."""
+        for name in LEGACY_STATE_FILES:
+            old, new = os.path.join(self.lock_dir, name), os.path.join(self.state_dir, name)
+            if os.path.isfile(old) and not os.path.islink(old) and not os.path.lexists(new):
+                try:
+                    os.rename(old, new)
+                    self.log.write(f"Moved {old} to {new} (Guardian's state now lives in {STATE_DIR})")
+                except OSError as exc:
+                    self.record.setdefault("warnings", []).append(f"could not move {old} to {new}: {exc.strerror}")
+        old_journal = os.path.join(self.lock_dir, LEGACY_JOURNAL_DIR)
+        if os.path.isdir(old_journal) and not os.path.islink(old_journal) and not os.path.lexists(self.journal_dir):
+            try:
+                os.rename(old_journal, self.journal_dir)
+            except OSError as exc:
+                self.record.setdefault("warnings", []).append(f"could not move {old_journal}: {exc.strerror}")
 
 
 def collect_files(directory: str, names: Sequence[str], *, max_bytes: int) -> List[Dict[str, Any]]:
@@ -627,11 +667,21 @@ def collect_files(directory: str, names: Sequence[str], *, max_bytes: int) -> Li
     return items
 
 
-def json_emitter(stream: Any) -> Emit:
+def json_emitter(stream: Any, watch: Optional[ControllerWatch] = None) -> Emit:
+    """JSON lines for the controller. A write that fails (the controller's session is gone:
+    EPIPE) never aborts the run; the watch learns of it and the run stops at its next safe point."""
+
     def emit(event: Dict[str, Any]) -> None:
+        if watch is not None and watch.lost:
+            return
         event.setdefault("t", round(time.time(), 3))
-        stream.write(json.dumps(event, sort_keys=True, default=str) + "\n")
-        stream.flush()
+        try:
+            stream.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            if watch is None:
+                raise
+            watch.mark_lost(f"the controller disconnected (output: {exc})")
 
     return emit
 
@@ -702,15 +752,22 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     if "run_id" not in config or opts["config"]:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         config = {**config, "run_id": f"{stamp}-{config.get('runner', 'cron')}-{os.getpid()}"}
-    emit = json_emitter(sys.stdout) if opts["format"] == "json" else text_emitter(sys.stdout)
+    watch = ControllerWatch(control=bool(config.get("control") or config.get("gate")))
+    emit = json_emitter(sys.stdout, watch) if opts["format"] == "json" else text_emitter(sys.stdout)
     action = str(config.get("action", "run"))
+
+    def on_signal(signum: int, frame: Any) -> None:
+        watch.request_stop(f"{signal.Signals(signum).name} received")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         if action == "deploy":
             from .deploy import Installer  # only deploy needs it: keeps every other run's start-up small
 
             record = Installer(config, emit).run()
             return 0 if record["outcome"] in ("changed", "unchanged", "would-change", "removed") else 2
-        runner = Runner(config, emit)
+        runner = Runner(config, emit, watch)
     except (RuleError, ManagerError, ValueError) as exc:
         emit({"event": "result", "outcome": "failed", "reason": f"bad runner config: {exc}"})
         return 3

@@ -42,7 +42,7 @@ DEFAULT_APP_SOURCE = REPO / "examples" / "stock-bot"
 
 MANAGERS = ("supervisor", "process-compose", "signal")
 DEFAULT_MANAGER_CYCLE = ("supervisor", "process-compose", "signal", "supervisor", "supervisor", "supervisor")
-APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "reset")
+APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
 FAULTS = (*APP_FAULTS, "sshd-down")
 
 HOST_PYTHON = "/usr/bin/python3"
