@@ -102,6 +102,18 @@ def test_premarket_heals_the_private_host_through_the_inventory_jump_host(lab: L
     assert sshd_log(lab, "h01")[seen_h01:].count(f"Accepted publickey for root from 198.18.{SUBNET}.1 ") >= 2
 
 
+def test_a_jump_host_that_cannot_reach_the_private_host_is_named(lab: Lab, tmp_path: Path) -> None:
+    """h01 is up and lets the controller in, but nothing listens on the port asked for on h02:
+    the reason says the jump host answered and what it could not reach."""
+    closed_port = tmp_path / "zz-closed-port.yml"
+    closed_port.write_text(json.dumps({"groups": {"lab": {"hosts": {"h02": {"port": 1}}}}}))
+    code, report = premarket("h02", [lab.inventory_path, closed_port], tmp_path / "reports")
+    assert code == 4
+    (host,) = report.hosts
+    assert host.outcome == "unreachable"
+    assert f"jump host h01 ({PUBLIC}:22) is up but could not open a connection to {PRIVATE}:1" in host.reason
+
+
 def _ssh_config(path: Path, lab: Lab, bastion_known_hosts: Path) -> Path:
     path.write_text(
         "Host bastion\n"
