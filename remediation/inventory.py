@@ -21,6 +21,7 @@ the order groups are listed, parents before children) < host entries < command-l
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ from .settings import DEFAULTS, SettingError, merge_settings, validate_setting
 from .yamlfile import KeyPath, LocatedYaml
 
 LOCAL_HOST = "local"
+#: The commented example shipped in the repository (not read: its name ends in ``.sample``).
+EXAMPLE_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "example.yml.sample"
+INVENTORY_SUFFIXES = (".yml", ".yaml", ".ini")
 _FILE_KEYS = {"vars", "groups"}
 _GROUP_KEYS = {"vars", "hosts", "children", "protected"}
 _HOST_ONLY_KEYS = {"address"}
@@ -67,21 +71,53 @@ class Inventory:
     groups: dict[str, list[str]] = field(default_factory=dict)
     protected_groups: set[str] = field(default_factory=set)
     files: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # the files and directories it was read from
 
     def select(self, pattern: str) -> list[HostSpec]:
-        """Hosts matching ``pattern``; see :func:`select_names`."""
-        return [self.hosts[name] for name in select_names(self, pattern)]
+        """Hosts matching ``pattern``; see :func:`select_names`. With no inventory file at all,
+        anything but ``local`` is an error saying where Guardian looked and how to start."""
+        try:
+            names = select_names(self, pattern)
+        except HostSelectionError:
+            if self.files:
+                raise
+            names = []
+        if not names and not self.files:
+            looked = ", ".join(p.rstrip("/") + "/" if Path(p).is_dir() else p for p in self.paths) or "nowhere"
+            raise HostSelectionError(
+                f"--hosts {pattern!r}: no inventory file in {looked} (Guardian reads the "
+                f"{', '.join('*' + s for s in INVENTORY_SUFFIXES)} files there). {how_to_start(self.paths)}"
+            )
+        return [self.hosts[name] for name in names]
 
     def is_protected(self, host: HostSpec) -> bool:
         return bool(host.settings.get("protected")) or any(g in self.protected_groups for g in host.groups)
 
 
+def how_to_start(paths: Sequence[str]) -> str:
+    """What to do when there is no inventory yet: copy the example, or bring up the lab."""
+    given = paths[0] if paths else "inventory"
+    target = given if Path(given).suffix in INVENTORY_SUFFIXES else os.path.join(given, "prod.yml")
+    example = _shown(EXAMPLE_INVENTORY) if EXAMPLE_INVENTORY.is_file() else "the example in README.md (Inventory)"
+    return (
+        f"To start, copy {example} to {target} and edit it, or (as root) run `invoke lab.up` for a demo "
+        f"fleet on this machine: it writes {_shown(EXAMPLE_INVENTORY.parent / 'lab.yml')}, then use --hosts lab. "
+        "--inventory PATH reads another file or directory."
+    )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, else absolute."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def inventory_files(path: Path) -> list[Path]:
-    """``path`` itself, or every ``*.yml``/``*.yaml`` file in it, sorted."""
+    """``path`` itself, or every ``*.yml``/``*.yaml``/``*.ini`` file in it, sorted."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml", ".ini") and p.is_file())
+        return sorted(p for p in path.iterdir() if p.suffix in INVENTORY_SUFFIXES and p.is_file())
     if not path.exists():
-        raise InventoryError("inventory file or directory does not exist", path=str(path))
+        raise InventoryError(f"no such inventory file or directory. {how_to_start([str(path)])}", path=str(path))
     return [path]
 
 
@@ -103,7 +139,7 @@ def load_inventory(paths: Sequence[Path], *, overrides: Mapping[str, Any] | None
     Groups may be spread over several files (one file may only add ``vars`` to a group another
     file lists hosts for); a group's vars apply to all its hosts, parents before children.
     """
-    inventory = Inventory()
+    inventory = Inventory(paths=[str(p) for p in paths])
     layers = _Layers()
     for path in [p for given in paths for p in inventory_files(given)]:
         doc = load_inventory_document(path)  # Guardian's own format, or an Ansible INI/YAML inventory
@@ -148,6 +184,12 @@ def _load_file(doc: LocatedYaml, inventory: Inventory, layers: _Layers) -> None:
     if not isinstance(data, dict):
         raise doc.error((), "an inventory file must be a mapping with 'vars' and 'groups'")
     for key in data:
+        if key == "hosts":
+            raise doc.error(
+                (key,),
+                "unknown top-level key: hosts are listed under a group (groups: {NAME: {hosts: {...}}}); "
+                "a host may be in several groups, and --hosts all selects every host",
+            )
         if key not in _FILE_KEYS:
             raise doc.error((key,), f"unknown top-level key; expected {' or '.join(sorted(_FILE_KEYS))}")
     file_vars = _settings(doc, ("vars",), data.get("vars"), host_entry=False)

@@ -55,12 +55,14 @@ DEFAULTS: dict[str, Any] = {
             "schedule": "15 14 * * 1-5",
             "check": "pre_market_health_check.py",
             "log": "logs/pre_market.log",
+            "optional": False,  # a host without this script fails deploy's pre-flight
         },
         {
             "name": "friday_eow_audit",
             "schedule": "30 20 * * 5",
             "check": "friday_eow_audit.py",
             "log": "logs/friday_eow_audit.log",
+            "optional": True,  # a host without this script deploys without the audit (a warning)
         },
     ],
 }
@@ -209,16 +211,18 @@ def _services(value: Any) -> dict[str, dict[str, str]]:
     return result
 
 
-def _schedules(value: Any) -> list[dict[str, str]]:
+def _schedules(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
-        raise SettingError("expected a list of {name, schedule, check, log}")
-    result = []
+        raise SettingError("expected a list of {name, schedule, check, log, optional}")
+    result: list[dict[str, Any]] = []
     for index, entry in enumerate(value):
         if not isinstance(entry, Mapping):
-            raise SettingError("expected a mapping with name, schedule, check and log", key=str(index))
-        unknown = sorted(set(entry) - {"name", "schedule", "check", "log"})
+            raise SettingError("expected a mapping with name, schedule, check, log and optional", key=str(index))
+        unknown = sorted(set(entry) - {"name", "schedule", "check", "log", "optional"})
         if unknown:
-            raise SettingError("unknown key; expected name, schedule, check, log", key=f"{index}.{unknown[0]}")
+            raise SettingError(
+                "unknown key; expected name, schedule, check, log, optional", key=f"{index}.{unknown[0]}"
+            )
         try:
             name = validate_name(entry.get("name"), "name")
             schedule = validate_schedule(entry.get("schedule", ""))
@@ -226,7 +230,13 @@ def _schedules(value: Any) -> list[dict[str, str]]:
             log = check_cron_safe(_path(entry.get("log", f"logs/{name}.log")), "log file")
         except (RuleError, ScheduleError, SettingError) as exc:
             raise SettingError(str(exc), key=str(index)) from None
-        result.append({"name": name, "schedule": schedule, "check": check, "log": log})
+        optional = entry.get("optional", False)
+        if not isinstance(optional, bool):
+            raise SettingError(
+                f"expected true or false (true: a host without the script skips this schedule), got {optional!r}",
+                key=f"{index}.optional",
+            )
+        result.append({"name": name, "schedule": schedule, "check": check, "log": log, "optional": optional})
     return result
 
 

@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,18 +160,96 @@ def _harden(conn: Connection, known_hosts: str, options: ConnectOptions) -> None
     client.set_missing_host_key_policy(policy)
 
 
-def open_session(host: HostSpec, inventory: Inventory | None, options: ConnectOptions) -> Session:
-    """Open a session to ``host``. Raises ConnectError or HostKeyError with the reason."""
-    if host.is_local:
-        return Context()
-    conn = connection_for(host, inventory, options)
+@dataclass(frozen=True)
+class Hop:
+    """One SSH connection on the way to a host: a jump host, or the host itself (last)."""
+
+    conn: Connection
+    name: str  # as the operator wrote it: inventory name, ``jump`` value or ProxyJump host
+    spec: HostSpec | None  # the inventory host behind this hop, if there is one
+    how: str = ""  # for a jump host, where it was named: "the `jump` of h03", "ProxyJump of h03 ..."
+
+    @property
+    def where(self) -> str:
+        return f"{self.conn.host}:{self.conn.port}"
+
+
+def hops_for(conn: Connection, host: HostSpec, inventory: Inventory | None) -> list[Hop]:
+    """``conn``'s gateway chain as hops, the outermost jump host first and ``host`` last."""
+    hops = [Hop(conn, host.name, host)]
+    spec: HostSpec | None = host
+    gateway = conn.gateway
+    while isinstance(gateway, Connection):
+        jump = spec.settings.get("jump") if spec is not None else None
+        if jump:
+            spec = inventory.hosts.get(str(jump)) if inventory is not None else None
+            hop = Hop(gateway, str(jump), spec, f"the `jump` of {hops[0].name}")
+        else:
+            spec = None
+            hop = Hop(gateway, str(gateway.original_host), None, f"ProxyJump of {hops[0].name} in ssh_config")
+        hops.insert(0, hop)
+        gateway = gateway.gateway
+    return hops
+
+
+def _unreadable(path: str) -> str | None:
+    """Why the key file at ``path`` cannot be used ("not found", ...), or None when it can."""
+    try:
+        with open(path, "rb"):
+            return None
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+
+
+def prepare_key_files(hop: Hop, options: ConnectOptions) -> list[str]:
+    """Check, before connecting, the key files the hop would offer; returns the notes on
+    ssh_config IdentityFiles that were left out.
+
+    paramiko stops at a missing key file with a bare "No such file or directory" once the host
+    has answered, so: the inventory's ``key`` must be readable (ConnectError naming it and where
+    it was set); a missing ssh_config IdentityFile is left out, as ssh does, and is an error only
+    when nothing else could authenticate the hop.
+    """
+    kwargs = hop.conn.connect_kwargs
+    given = hop.spec.settings.get("key") if hop.spec is not None else None
+    inventory_key = str(Path(str(given)).expanduser()) if given else None
+    kept: list[str] = []
+    skipped: list[str] = []
+    for name in kwargs.get("key_filename") or []:
+        path = str(Path(str(name)).expanduser())
+        problem = _unreadable(path)
+        if problem is None:
+            kept.append(path)
+        elif path == inventory_key and hop.spec is not None:
+            raise ConnectError(
+                f"SSH key {path} {problem} (the `key` of {hop.spec.name}, set in "
+                f"{hop.spec.sources.get('key', 'the inventory')}): set `key:` in the inventory or IdentityFile "
+                "in ssh_config to a private key that exists"
+            )
+        else:
+            skipped.append(f"SSH key {path} {problem} (IdentityFile in {options.ssh_config or 'ssh_config'})")
+    if kwargs.get("key_filename"):
+        kwargs["key_filename"] = kept
+    agent = bool(kwargs.get("allow_agent", True)) and bool(os.environ.get("SSH_AUTH_SOCK"))
+    if skipped and not kept and not agent and not kwargs.get("look_for_keys", True):
+        raise ConnectError(
+            f"{'; '.join(skipped)}: set `key:` in the inventory or IdentityFile in ssh_config to a private key "
+            "that exists"
+        )
+    return skipped
+
+
+def open_hop(hop: Hop, *, through: Hop | None = None, skipped_keys: Sequence[str] = ()) -> None:
+    """Open one hop (its gateway is open already). Raises ConnectError or HostKeyError."""
+    conn = hop.conn
+    unused = f"; {'; '.join(skipped_keys)}" if skipped_keys else ""
     try:
         conn.open()
     except HostKeyError:
-        conn.close()
         raise
     except paramiko.BadHostKeyException as exc:
-        conn.close()
         raise HostKeyError(
             f"host key for {conn.host} CHANGED: expected {exc.expected_key.get_name()} "
             f"{exc.expected_key.fingerprint}, got {exc.key.get_name()} {exc.key.fingerprint}. "
@@ -179,26 +257,59 @@ def open_session(host: HostSpec, inventory: Inventory | None, options: ConnectOp
             "entry from known_hosts after verifying the new key."
         ) from None
     except paramiko.AuthenticationException as exc:
-        conn.close()
-        raise ConnectError(f"authentication failed for {conn.user}@{conn.host}:{conn.port}: {exc}") from None
-    except (paramiko.SSHException, EOFError) as exc:
-        conn.close()
-        raise ConnectError(f"SSH handshake with {conn.host}:{conn.port} failed: {exc}") from None
-    except (TimeoutError, socket.timeout):
-        conn.close()
+        raise ConnectError(f"authentication failed for {conn.user}@{conn.host}:{conn.port}: {exc}{unused}") from None
+    except paramiko.ChannelException as exc:
+        if through is None:
+            raise ConnectError(f"SSH channel to {hop.where} failed: {exc.text}") from None
         raise ConnectError(
-            f"connection to {conn.host}:{conn.port} timed out after {host.get('connect_timeout'):g}s"
+            f"jump host {through.name} ({through.where}) is up but could not open a connection to "
+            f"{hop.where}: {exc.text}"
         ) from None
+    except (paramiko.SSHException, EOFError) as exc:
+        raise ConnectError(f"SSH handshake with {hop.where} failed: {exc}{unused}") from None
+    except (TimeoutError, socket.timeout):
+        raise ConnectError(f"connection to {hop.where} timed out after {conn.connect_timeout:g}s") from None
     except paramiko.ssh_exception.NoValidConnectionsError as exc:
-        conn.close()
         reasons = sorted({(getattr(e, "strerror", None) or str(e)) for e in exc.errors.values()})
-        raise ConnectError(f"cannot connect to {conn.host}:{conn.port}: {'; '.join(reasons)}") from None
+        raise ConnectError(f"cannot connect to {hop.where}: {'; '.join(reasons)}") from None
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot resolve {conn.host}: {exc.strerror or exc}") from None
     except OSError as exc:
-        conn.close()
-        reason = exc.strerror or str(exc)
-        raise ConnectError(f"cannot connect to {conn.host}:{conn.port}: {reason}") from None
+        raise ConnectError(f"cannot connect to {hop.where}: {exc.strerror or exc}") from None
+
+
+def open_session(host: HostSpec, inventory: Inventory | None, options: ConnectOptions) -> Session:
+    """Open a session to ``host``, each jump host first. Raises ConnectError or HostKeyError
+    with the reason; when a jump host fails, the message names it and says so."""
+    if host.is_local:
+        return Context()
+    conn = connection_for(host, inventory, options)
+    hops = hops_for(conn, host, inventory)
+    try:
+        notes: list[list[str]] = []
+        for hop in hops:  # every hop's key files, before anything connects
+            try:
+                notes.append(prepare_key_files(hop, options))
+            except ConnectError as exc:
+                raise _from_hop(exc, hop, hops[-1]) from None
+        for index, hop in enumerate(hops):
+            try:
+                open_hop(hop, through=hops[index - 1] if index else None, skipped_keys=notes[index])
+            except ConnectError as exc:
+                raise _from_hop(exc, hop, hops[-1]) from None
+    except BaseException:
+        for hop in reversed(hops):
+            hop.conn.close()
+        raise
     session: Session = conn
     return session
+
+
+def _from_hop(exc: ConnectError, hop: Hop, target: Hop) -> ConnectError:
+    """``exc`` as it happened on ``hop``: a jump host's failure names the jump host."""
+    if hop is target:
+        return exc
+    return type(exc)(f"jump host {hop.name} ({hop.where}, {hop.how}) failed: {exc}; {target.name} was not reached")
 
 
 def close_session(session: Session) -> None:

@@ -102,3 +102,20 @@ def test_inventory_schedules_are_validated_with_file_line_and_key(tmp_path: Path
     with pytest.raises(InventoryError) as info:
         load_inventory([path])
     assert info.value.key == "groups.g.vars.schedules[0]" and info.value.line == 5 and "minute: 99" in str(info.value)
+
+
+def test_a_schedules_optional_flag_must_be_true_or_false(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        "groups:\n  g:\n    vars:\n      schedules:\n        - name: audit\n          schedule: '30 20 * * 5'\n"
+        "          check: audit.py\n          optional: 'yes'\n    hosts:\n      h1: {address: 192.0.2.1}\n"
+    )
+    with pytest.raises(InventoryError) as info:
+        load_inventory([path])
+    assert info.value.key == "groups.g.vars.schedules[0].optional" and info.value.line == 8
+    assert "expected true or false" in str(info.value) and "'yes'" in str(info.value)
+    path.write_text(path.read_text().replace("'yes'", "true"))
+    host = load_inventory([path]).hosts["h1"]
+    assert host.settings["schedules"] == [
+        {"name": "audit", "schedule": "30 20 * * 5", "check": "audit.py", "log": "logs/audit.log", "optional": True}
+    ]

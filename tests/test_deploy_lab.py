@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -138,7 +139,7 @@ def test_failing_preflight_changes_nothing(fleet: Lab, tmp_path: Path) -> None:
         assert outcomes(report) == {"h04": "changed", "h05": "preflight-failed", "h06": "preflight-failed"}
         assert code == 2
         h05 = next(h for h in report.hosts if h.host == "h05")
-        assert "pre_market_health_check.py" in h05.reason
+        assert f"{APP}/pre_market_health_check.py is missing" in h05.reason
         h06 = next(h for h in report.hosts if h.host == "h06")
         assert "supervisord is not answering" in h06.reason
         for host in ("h05", "h06"):
@@ -146,6 +147,43 @@ def test_failing_preflight_changes_nothing(fleet: Lab, tmp_path: Path) -> None:
     finally:
         lab.exec("h05", ["mv", f"{APP}/pre_market_health_check.py.off", f"{APP}/pre_market_health_check.py"])
         restart_supervisord(lab, "h06")
+
+
+def test_an_optional_schedule_without_its_script_is_skipped_and_a_required_one_refused(
+    fleet: Lab, tmp_path: Path
+) -> None:
+    lab = fleet
+    audit = lab.path("h02", f"{APP}/friday_eow_audit.py")
+    saved, mode = audit.read_bytes(), stat.S_IMODE(audit.stat().st_mode)
+    audit.unlink()
+    try:
+        # The default schedules: the Friday audit is optional, so the host deploys without it.
+        code, report, out = run(lab, tmp_path, "deploy", "h02")
+        assert code == 0 and outcomes(report) == {"h02": "changed"}
+        warnings = report.hosts[0].warnings
+        assert [w for w in warnings if "friday_eow_audit" in w] == [
+            f"schedule friday_eow_audit: {APP}/friday_eow_audit.py is missing; optional schedule skipped, "
+            "its cron line not installed"
+        ]
+        assert "friday_eow_audit.py is missing" in out  # the deploy table's pre-flight column
+        text = crontab(lab, "h02")
+        entries = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert len(entries) == 2 and entries[0].startswith("15 14 * * 1-5 cd /root/stock-bot")
+        assert "logrotate" in entries[1] and "friday_eow_audit" not in text
+
+        # The same schedule marked required: refused, nothing changed.
+        required = [
+            {"name": "pre_market", "schedule": "15 14 * * 1-5", "check": "pre_market_health_check.py"},
+            {"name": "friday_eow_audit", "schedule": "30 20 * * 5", "check": "friday_eow_audit.py", "optional": False},
+        ]
+        code, report, _ = run(lab, tmp_path, "deploy", "h02", schedules=required)
+        assert code == 2 and outcomes(report) == {"h02": "preflight-failed"}
+        assert f"check script friday_eow_audit.py: {APP}/friday_eow_audit.py is missing" in report.hosts[0].reason
+        assert crontab(lab, "h02") == text
+    finally:
+        audit.write_bytes(saved)
+        audit.chmod(mode)
+        shutil.rmtree(lab.path("h02", f"{APP}/.guardian"), ignore_errors=True)  # the fleet fixture empties crontabs
 
 
 def restart_supervisord(lab: Lab, host: str) -> None:

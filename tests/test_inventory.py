@@ -197,3 +197,51 @@ def test_inventory_task_shows_values_and_their_sources(tmp_path: Path) -> None:
     assert "ssh_config" in rows["key"]
     assert "command line" in rows["settle_seconds"]
     assert "default" in rows["check_timeout"]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "inventory" / "example.yml.sample"
+
+
+def test_with_no_inventory_file_the_error_says_where_it_looked_and_how_to_start(tmp_path: Path) -> None:
+    directory = tmp_path / "inventory"
+    directory.mkdir()
+    (directory / "example.yml.sample").write_text(EXAMPLE.read_text())  # a fresh clone's inventory/
+    inventory = load_inventory([directory])
+    assert inventory.files == []  # the example is not read as an inventory
+    assert [h.name for h in inventory.select("local")] == ["local"]  # this machine needs none
+    for pattern in ("prod", "all"):
+        with pytest.raises(HostSelectionError) as info:
+            inventory.select(pattern)
+        message = str(info.value)
+        assert f"no inventory file in {directory}/" in message
+        assert f"example.yml.sample to {directory}/prod.yml and edit it" in message and "invoke lab.up" in message
+
+
+def test_a_missing_inventory_directory_says_how_to_start(tmp_path: Path) -> None:
+    missing = tmp_path / "inventory"
+    with pytest.raises(InventoryError) as info:
+        load_inventory([missing])
+    assert info.value.path == str(missing) and "no such inventory file or directory" in str(info.value)
+    assert f"{missing}/prod.yml" in str(info.value) and "invoke lab.up" in str(info.value)
+
+
+def test_the_shipped_example_inventory_is_valid_and_means_what_its_comments_say(tmp_path: Path) -> None:
+    copy = tmp_path / "prod.yml"
+    copy.write_text(EXAMPLE.read_text())
+    inventory = load_inventory([copy])
+    assert [h.name for h in inventory.select("prod")] == ["droplet-1", "droplet-2", "droplet-3"]
+    assert [h.name for h in inventory.select("all")] == ["droplet-1", "droplet-2", "droplet-3", "droplet-4"]
+    hosts = inventory.hosts
+    assert hosts["droplet-1"].settings["services"]["uw-daemon"]["name"] == "uw-daemon"  # the service key
+    assert hosts["droplet-3"].settings["services"]["uw-daemon"]["name"] == "uw_flow"
+    assert hosts["droplet-3"].settings["manager_options"] == {"supervisor_conf": "/etc/supervisor/supervisord.conf"}
+    assert hosts["droplet-4"].settings["jump"] == "root@203.0.113.20"
+    assert inventory.is_protected(hosts["droplet-3"]) and not inventory.is_protected(hosts["droplet-4"])
+
+
+def test_a_top_level_hosts_key_says_hosts_belong_to_groups(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yml"
+    path.write_text("vars: {user: root}\nhosts:\n  h1: {address: 192.0.2.1}\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory([path])
+    assert info.value.line == 2 and info.value.key == "hosts" and "listed under a group" in str(info.value)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, checked_and_reset, healthy, own_lab
+from conftest import APP, checked_and_reset, healthy, lab_names, own_lab
 from rich.console import Console
 
 from remediation import jobs
@@ -25,8 +25,9 @@ from remediation.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 
-PUBLIC = "198.18.7.11"
-PRIVATE = "198.19.7.12"
+PREFIX, SUBNET = lab_names("gj", 7)  # moved aside by GUARDIAN_TEST_LAB_SHIFT, as own_lab moves the lab
+PUBLIC = f"198.18.{SUBNET}.11"
+PRIVATE = f"198.19.{SUBNET}.12"
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,11 @@ def jump_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
     # down() takes the private range's unreachable route with it, and every namespace.
     routes = subprocess.run(["ip", "route", "show"], capture_output=True, text=True, check=True).stdout
-    assert "198.19.7.0/24" not in routes
+    assert f"198.19.{SUBNET}.0/24" not in routes
     assert not [
         ns
         for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-        if ns.startswith("gj-")
+        if ns.startswith(f"{PREFIX}-")
     ]
 
 
@@ -97,8 +98,20 @@ def test_premarket_heals_the_private_host_through_the_inventory_jump_host(lab: L
     assert (tmp_path / "reports" / report.run_id / "h02" / "guardian.log").read_bytes()
     # h02's sshd saw the controller arrive from h01's private-side address; h01 saw the
     # controller twice (its own run, and the tunnel for h02).
-    assert "Accepted publickey for root from 198.19.7.1 " in sshd_log(lab, "h02")[seen_h02:]
-    assert sshd_log(lab, "h01")[seen_h01:].count("Accepted publickey for root from 198.18.7.1 ") >= 2
+    assert f"Accepted publickey for root from 198.19.{SUBNET}.1 " in sshd_log(lab, "h02")[seen_h02:]
+    assert sshd_log(lab, "h01")[seen_h01:].count(f"Accepted publickey for root from 198.18.{SUBNET}.1 ") >= 2
+
+
+def test_a_jump_host_that_cannot_reach_the_private_host_is_named(lab: Lab, tmp_path: Path) -> None:
+    """h01 is up and lets the controller in, but nothing listens on the port asked for on h02:
+    the reason says the jump host answered and what it could not reach."""
+    closed_port = tmp_path / "zz-closed-port.yml"
+    closed_port.write_text(json.dumps({"groups": {"lab": {"hosts": {"h02": {"port": 1}}}}}))
+    code, report = premarket("h02", [lab.inventory_path, closed_port], tmp_path / "reports")
+    assert code == 4
+    (host,) = report.hosts
+    assert host.outcome == "unreachable"
+    assert f"jump host h01 ({PUBLIC}:22) is up but could not open a connection to {PRIVATE}:1" in host.reason
 
 
 def _ssh_config(path: Path, lab: Lab, bastion_known_hosts: Path) -> Path:
@@ -139,7 +152,7 @@ def test_ssh_config_proxyjump_reaches_the_private_host(lab: Lab, tmp_path: Path)
     assert code == 0, report.hosts
     assert [(h.host, h.outcome) for h in report.hosts] == [("private-bot", "healed")]
     assert healthy(lab, "h02")
-    assert "Accepted publickey for root from 198.19.7.1 " in sshd_log(lab, "h02")[seen:]
+    assert f"Accepted publickey for root from 198.19.{SUBNET}.1 " in sshd_log(lab, "h02")[seen:]
 
 
 def test_an_unknown_proxyjump_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:

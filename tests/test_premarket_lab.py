@@ -120,7 +120,7 @@ def test_unreachable_host_does_not_stop_the_others(fleet: Lab, tmp_path: Path) -
     assert outcomes(report) == {"h01": "healed", "h02": "healthy", "h06": "unreachable"}
     assert code == 4
     h06 = next(h for h in report.hosts if h.host == "h06")
-    assert "198.18.2.16" in h06.reason and "refused" in h06.reason.lower()
+    assert lab.host("h06").address in h06.reason and "refused" in h06.reason.lower()
 
 
 def test_hanging_check_is_cut_off_and_the_run_finishes(fleet: Lab, tmp_path: Path) -> None:
@@ -185,10 +185,10 @@ def test_unknown_host_key_is_refused_and_nothing_runs(fleet: Lab, tmp_path: Path
 def test_changed_host_key_is_refused(fleet: Lab, tmp_path: Path) -> None:
     lab = fleet
     lines = lab.known_hosts_path.read_text().splitlines()
-    h01 = next(line for line in lines if line.startswith("198.18.2.11 "))
-    h02 = next(line for line in lines if line.startswith("198.18.2.12 "))
+    h01 = next(line for line in lines if line.startswith(lab.host("h01").address + " "))
+    h02 = next(line for line in lines if line.startswith(lab.host("h02").address + " "))
     forged = tmp_path / "known_hosts"
-    forged.write_text("198.18.2.11 " + h02.split(" ", 1)[1] + "\n")
+    forged.write_text(lab.host("h01").address + " " + h02.split(" ", 1)[1] + "\n")
     assert forged.read_text() != h01 + "\n"
     code, report, _ = run(lab, tmp_path, "h01", known_hosts=forged)
     assert code == 4 and outcomes(report) == {"h01": "host-key-rejected"}
@@ -217,7 +217,9 @@ def test_accept_new_host_keys_records_them(fleet: Lab, tmp_path: Path) -> None:
 def test_ssh_config_host_alias_is_honoured(fleet: Lab, tmp_path: Path) -> None:
     lab = fleet
     ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text(f"Host droplet-a\n  HostName 198.18.2.14\n  User root\n  IdentityFile {lab.key_path}\n")
+    ssh_config.write_text(
+        f"Host droplet-a\n  HostName {lab.host('h04').address}\n  User root\n  IdentityFile {lab.key_path}\n"
+    )
     inventory = tmp_path / "alias.yml"
     inventory.write_text(
         json.dumps(
@@ -309,7 +311,7 @@ def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path
     lab = fleet
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text(
-        f"Host droplet-b\n  HostName 198.18.2.15\n  User root\n  IdentityFile {lab.key_path}\n"
+        f"Host droplet-b\n  HostName {lab.host('h05').address}\n  User root\n  IdentityFile {lab.key_path}\n"
         f"  UserKnownHostsFile {lab.known_hosts_path}\n"
     )
     inventory = tmp_path / "alias.yml"
@@ -327,7 +329,7 @@ def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path
     assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
     # Without UserKnownHostsFile the default ~/.ssh/known_hosts does not know the lab: refused.
     ssh_config.write_text(
-        f"Host droplet-b\n  HostName 198.18.2.15\n  User root\n  IdentityFile {lab.key_path}\n"
+        f"Host droplet-b\n  HostName {lab.host('h05').address}\n  User root\n  IdentityFile {lab.key_path}\n"
         f"  UserKnownHostsFile {tmp_path / 'empty_known_hosts'}\n"
     )
     (tmp_path / "empty_known_hosts").write_text("")

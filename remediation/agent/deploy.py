@@ -49,7 +49,29 @@ def logrotate_rule(app_dir: str, patterns: List[str]) -> str:
     )
 
 
-def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict[str, str]]) -> List[str]:
+def script_problem(path: str) -> Optional[str]:
+    """What keeps cron from running the check script at ``path``, or None when it can.
+
+    Returns:
+        A phrase that follows the path: "is missing", "is not a regular file (a directory)", ...
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "is missing (a symlink to a file that does not exist)"
+        return "is missing"
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+        return f"is not a regular file ({kind})"
+    if not os.access(path, os.R_OK):
+        return f"is not readable by uid {os.getuid()}"
+    return None
+
+
+def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict[str, Any]]) -> List[str]:
     """The crontab entries: each schedule runs the installed runner; plus daily log rotation."""
     runner = os.path.join(install_dir, RUNNER_NAME)
     config = os.path.join(install_dir, CONFIG_NAME)
@@ -88,6 +110,8 @@ class Installer:
         self.install_dir = os.path.join(self.app_dir, str(config.get("install_dir", ".guardian")))
         self.changes: List[Dict[str, Any]] = []
         self.preflight: List[Dict[str, Any]] = []
+        self.warnings: List[str] = []
+        self.schedules: List[Dict[str, Any]] = []  # the schedules whose cron lines are installed
 
     # -- pre-flight ------------------------------------------------------------------------
 
@@ -100,9 +124,7 @@ class Installer:
         self.check("app dir", os.path.isdir(self.app_dir), self.app_dir)
         if not self.remove:
             for entry in self.config.get("schedules", []):
-                script = entry["check"]
-                path = script if os.path.isabs(script) else os.path.join(self.app_dir, script)
-                self.check(f"check script {script}", os.path.isfile(path), path)
+                self.check_schedule(entry)
             try:
                 manager = make_manager(str(self.config.get("manager")), self.config.get("manager_options", {}))
                 self.check(f"process manager {manager.kind}", True, manager.probe())
@@ -119,6 +141,31 @@ class Installer:
         self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
         self.emit({"event": "preflight", "checks": self.preflight})
         return all(c["ok"] or not c["fatal"] for c in self.preflight)
+
+    def check_schedule(self, entry: Dict[str, Any]) -> None:
+        """A schedule whose script cron cannot run is refused, or skipped when it is optional
+        (its cron line is not installed, and the deploy report carries a warning)."""
+        script = str(entry["check"])
+        path = script if os.path.isabs(script) else os.path.join(self.app_dir, script)
+        problem = script_problem(path)
+        if problem is None:
+            self.check(f"check script {script}", True, path)
+            self.schedules.append(entry)
+        elif entry.get("optional"):
+            detail = f"{path} {problem}; optional schedule skipped, its cron line not installed"
+            self.check(f"check script {script}", False, detail, fatal=False)
+            self.warnings.append(f"schedule {entry['name']}: {detail}")
+        else:
+            self.check(
+                f"check script {script}",
+                False,
+                f"{path} {problem} (schedule {entry['name']} is required: install the script, "
+                "point its `check` elsewhere, or mark the schedule `optional: true`)",
+            )
+
+    def cron_entries(self) -> List[str]:
+        """The lines of the crontab block: the schedules that passed pre-flight, and logrotate."""
+        return cron_lines(self.app_dir, str(self.config.get("python", "python3")), self.install_dir, self.schedules)
 
     # -- desired state ---------------------------------------------------------------------
 
@@ -172,13 +219,7 @@ class Installer:
                 for item in self.desired_files():
                     self.remove_file(str(item["path"]))
             else:
-                lines = cron_lines(
-                    self.app_dir,
-                    str(self.config.get("python", "python3")),
-                    self.install_dir,
-                    list(self.config.get("schedules", [])),
-                )
-                new_cron = replace_block(current_cron, render_block(lines))
+                new_cron = replace_block(current_cron, render_block(self.cron_entries()))
                 self.ensure_dir(self.install_dir, 0o750)
                 self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
                 for item in self.desired_files():
@@ -203,6 +244,7 @@ class Installer:
             "reason": reason,
             "changes": self.changes,
             "preflight": self.preflight,
+            "warnings": self.warnings,
             "runner_version": VERSION,
         }
         self.emit({"event": "result", **record})
