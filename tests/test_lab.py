@@ -62,12 +62,12 @@ def test_hosts_come_up(lab: Lab) -> None:
     hosts = lab.hosts
     assert [h.name for h in hosts] == ["h01", "h02", "h03", "h04", "h05", "h06"]
     assert [h.manager for h in hosts] == ["supervisor", "process-compose", "signal"] + ["supervisor"] * 3
-    assert [h.address for h in hosts] == [f"198.18.2.{11 + i}" for i in range(6)]
+    assert [h.address for h in hosts] == [f"198.18.{lab.subnet}.{11 + i}" for i in range(6)]
     for st in lab.status():
         assert st.ok, st
     inv = yaml.safe_load(lab.inventory_path.read_text())
     assert inv["vars"]["key"] == str(lab.key_path)
-    assert inv["groups"]["lab"]["hosts"]["h02"] == {"address": "198.18.2.12", "manager": "process-compose"}
+    assert inv["groups"]["lab"]["hosts"]["h02"] == {"address": f"198.18.{lab.subnet}.12", "manager": "process-compose"}
     assert lab.inventory_path.read_text().startswith("#")
 
 
@@ -92,7 +92,7 @@ def test_exec_runs_inside_the_host(lab: Lab) -> None:
     proc = lab.exec("h02", ["sh", "-c", "hostname; pwd; ip -4 -o addr show eth0; echo $$"])
     name, cwd, addr, pid = proc.stdout.splitlines()
     assert (name, cwd) == ("h02", "/root")
-    assert "198.18.2.12/24" in addr
+    assert f"198.18.{lab.subnet}.12/24" in addr
     assert int(pid) < 1000  # its own PID namespace
     assert lab.exec("h02", ["false"], check=False).returncode == 1
     with pytest.raises(subprocess.CalledProcessError):
