@@ -2,8 +2,8 @@
 
 from .agent import VERSION
 from .errors import ConnectError, GuardianError, HostKeyError, InventoryError, ReportError
-from .inventory import HostSpec, Inventory, load_inventory
-from .report import HostReport, RunReport
+from .inventory.hosts import HostSpec, Inventory, load_inventory
+from .reporting.report import HostReport, RunReport
 
 __version__ = VERSION
 __all__ = [

@@ -316,7 +316,7 @@ def report(
 
 
 def build_namespace() -> Collection:
-    from . import labtasks
+    from .lab import tasks as labtasks
 
     namespace = Collection(premarket, recover, deploy, collect, hold, release, report, inventory)
     namespace.add_collection(labtasks.lab)

@@ -17,18 +17,18 @@ from typing import Any
 from rich.console import Console
 
 from .agent.plan import OK_OUTCOMES
-from .alerts import alert_messages, send_webhook
 from .errors import GuardianError, InventoryError, ReportError
-from .fleet import DEFAULT_FORKS, run_fleet
-from .history import history_table, load_history, write_history_html
-from .hostrun import JobOptions
-from .html import write_run_html
-from .incidents import BlastGuard, batches_for
-from .inventory import HostSpec, Inventory, load_inventory
-from .render import ProgressView, host_view, inventory_view, run_view, to_text
-from .report import ReportStore, RunReport, new_run_id
+from .execution.fleet import DEFAULT_FORKS, run_fleet
+from .execution.hostrun import JobOptions
+from .execution.survey import BlastGuard, batches_for
+from .execution.transport import ConnectOptions
+from .inventory.hosts import HostSpec, Inventory, load_inventory
+from .reporting.alerts import alert_messages, send_webhook
+from .reporting.history import history_table, load_history, write_history_html
+from .reporting.html import write_run_html
+from .reporting.render import ProgressView, host_view, inventory_view, run_view, to_text
+from .reporting.report import ReportStore, RunReport, new_run_id
 from .rules import load_rules, rules_data
-from .transport import ConnectOptions
 
 DEFAULT_INVENTORY = Path("inventory")
 DEFAULT_REPORTS = Path("reports")

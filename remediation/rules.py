@@ -12,7 +12,7 @@ from typing import Any
 
 from .agent.signatures import RuleError, Signature, load_signatures, signatures_to_data
 from .errors import InventoryError
-from .yamlfile import load_located
+from .inventory.yamlfile import load_located
 
 
 def default_rules_path() -> Path:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from remediation.ansible_inventory import (
+from remediation.errors import InventoryError
+from remediation.inventory.ansible import (
     AnsibleDocument,
     is_ansible_inventory,
     load_ansible_inventory,
     load_inventory_document,
 )
-from remediation.errors import InventoryError
-from remediation.inventory import Inventory, load_inventory
+from remediation.inventory.hosts import Inventory, load_inventory
 
 FIXTURES = Path(__file__).parent / "fixtures" / "inventories"
 FLEET = ("fleet.ini", "fleet.yml", "fleet-native.yml")

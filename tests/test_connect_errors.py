@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from remediation.errors import ConnectError
-from remediation.inventory import Inventory, load_inventory
-from remediation.transport import ConnectOptions, connection_for, hops_for, open_session, prepare_key_files
+from remediation.execution.transport import ConnectOptions, connection_for, hops_for, open_session, prepare_key_files
+from remediation.inventory.hosts import Inventory, load_inventory
 
 MISSING_KEY = "/nonexistent/key"
 

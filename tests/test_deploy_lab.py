@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from remediation import jobs
-from remediation.bundle import bundle_digest
+from remediation.execution.bundle import bundle_digest
 from remediation.lab import Lab
-from remediation.report import ReportStore, RunReport
+from remediation.reporting.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"

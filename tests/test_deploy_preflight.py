@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from remediation.agent.deploy import Installer
-from remediation.settings import DEFAULTS, validate_setting
+from remediation.inventory.settings import DEFAULTS, validate_setting
 
 PRE_MARKET = {"name": "pre_market", "schedule": "15 14 * * 1-5", "check": "pre_market_health_check.py"}
 AUDIT = {"name": "friday_eow_audit", "schedule": "30 20 * * 5", "check": "friday_eow_audit.py"}

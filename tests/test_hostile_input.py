@@ -14,8 +14,8 @@ from rich.console import Console
 
 from remediation import jobs
 from remediation.errors import GuardianError, InventoryError
-from remediation.inventory import load_inventory
-from remediation.report import ReportStore
+from remediation.inventory.hosts import load_inventory
+from remediation.reporting.report import ReportStore
 from remediation.rules import load_rules
 
 SHELL_NASTIES = [

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from remediation.history import history_table, load_history, render_history_html, write_history_html
-from remediation.html import host_anchor, write_run_html
-from remediation.render import to_text
-from remediation.report import CollectedFile, HostReport, ReportStore, RunReport
+from remediation.reporting.history import history_table, load_history, render_history_html, write_history_html
+from remediation.reporting.html import host_anchor, write_run_html
+from remediation.reporting.render import to_text
+from remediation.reporting.report import CollectedFile, HostReport, ReportStore, RunReport
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HOSTILE = "<script>alert(1)</script>"

@@ -21,7 +21,7 @@ import pytest
 from conftest import APP
 
 from remediation.lab import Lab
-from remediation.report import HostReport, ReportStore, RunReport
+from remediation.reporting.report import HostReport, ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 HOSTS = ("h01", "h02", "h03")  # supervisor, process-compose stand-in, signal (respawner)

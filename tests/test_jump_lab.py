@@ -21,7 +21,7 @@ from rich.console import Console
 
 from remediation import jobs
 from remediation.lab import Lab
-from remediation.report import ReportStore, RunReport
+from remediation.reporting.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 

@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from remediation import jobs
-from remediation.report import ReportStore
+from remediation.reporting.report import ReportStore
 
 CHECK = """\
 import os, sys, time
@@ -266,8 +266,8 @@ def _gated_runner(tmp_path: Path, app: Path) -> subprocess.Popen[str]:
     """The runner exactly as a gated premarket starts it, with its stdin and stdout ours."""
     import shlex
 
-    from remediation.hostrun import JobOptions, runner_command
-    from remediation.inventory import load_inventory
+    from remediation.execution.hostrun import JobOptions, runner_command
+    from remediation.inventory.hosts import load_inventory
     from remediation.rules import load_rules, rules_data
 
     host = load_inventory([inventory(tmp_path, app)]).hosts["local"]
@@ -348,8 +348,8 @@ def test_sigterm_stops_the_runner_between_actions_with_its_record_intact(tmp_pat
     import shlex
     import signal
 
-    from remediation.hostrun import JobOptions, runner_command
-    from remediation.inventory import load_inventory
+    from remediation.execution.hostrun import JobOptions, runner_command
+    from remediation.inventory.hosts import load_inventory
     from remediation.rules import load_rules, rules_data
 
     (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")

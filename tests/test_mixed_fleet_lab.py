@@ -22,7 +22,7 @@ from test_reliability_lab import FakeServer
 
 from remediation import jobs
 from remediation.lab import Lab
-from remediation.report import ReportStore, RunReport
+from remediation.reporting.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 

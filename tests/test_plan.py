@@ -16,7 +16,7 @@ from remediation.agent.plan import (
     outcome_reason,
 )
 from remediation.agent.signatures import classify
-from remediation.incidents import BlastGuard, batches_for, host_decision, signature_verdicts
+from remediation.execution.survey import BlastGuard, batches_for, host_decision, signature_verdicts
 from remediation.rules import load_rules
 
 SERVICES = ["trading-bot", "uw-daemon"]

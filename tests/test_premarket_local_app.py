@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 from remediation import jobs
-from remediation.report import ReportStore
+from remediation.reporting.report import ReportStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stock-bot"
 

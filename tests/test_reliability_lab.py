@@ -19,7 +19,7 @@ from rich.console import Console
 from remediation import jobs
 from remediation.errors import ReportError
 from remediation.lab import Lab
-from remediation.report import ReportStore, RunReport
+from remediation.reporting.report import ReportStore, RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from remediation.errors import ReportError
-from remediation.render import host_view, recap_table, run_view, to_text
-from remediation.report import CollectedFile, HostReport, ReportStore, RunReport
+from remediation.reporting.render import host_view, recap_table, run_view, to_text
+from remediation.reporting.report import CollectedFile, HostReport, ReportStore, RunReport
 
 
 def sample() -> RunReport:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import InventoryError
+from ..errors import InventoryError
 
 KeyPath = tuple[str | int, ...]
 V = TypeVar("V")

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from .errors import ReportError
+from ..errors import ReportError
 from .html import badge, esc, host_anchor, outcome_colours, page
 from .render import OUTCOME_STYLE, clean
 from .report import ReportStore, RunReport, atomic_write

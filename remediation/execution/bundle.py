@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .agent import VERSION
+from ..agent import VERSION
 
 BUNDLE_PACKAGE = "guardian_agent"
 
@@ -48,7 +48,7 @@ sys.exit(main(sys.argv[1:], config=_CONFIG))
 @lru_cache(maxsize=1)
 def agent_sources() -> tuple[tuple[str, str], ...]:
     """(module name, source) for every module of the agent package, renamed for the bundle."""
-    root = Path(__file__).resolve().parent / "agent"
+    root = Path(__file__).resolve().parent.parent / "agent"
     modules = []
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".py"):

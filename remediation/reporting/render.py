@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .agent.plan import OK_OUTCOMES
+from ..agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
 
 OUTCOME_STYLE = {

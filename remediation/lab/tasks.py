@@ -11,14 +11,14 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WORKDIR = REPO / ".lab"
 DEFAULT_INVENTORY = REPO / "inventory" / "lab.yml"
 FAULT_KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "sshd-down", "reset")
 
 
 def _lab(workdir: str | None) -> Any:
-    from .lab import Lab
+    from . import Lab
 
     return Lab(Path(workdir) if workdir else DEFAULT_WORKDIR, inventory_path=DEFAULT_INVENTORY)
 

@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .ansible_inventory import load_inventory_document
-from .errors import HostSelectionError, InventoryError
+from ..errors import HostSelectionError, InventoryError
+from .ansible import load_inventory_document
 from .settings import DEFAULTS, SettingError, merge_settings, validate_setting
 from .yamlfile import KeyPath, LocatedYaml
 
 LOCAL_HOST = "local"
 #: The commented example shipped in the repository (not read: its name ends in ``.sample``).
-EXAMPLE_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "example.yml.sample"
+EXAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "example.yml.sample"
 INVENTORY_SUFFIXES = (".yml", ".yaml", ".ini")
 _FILE_KEYS = {"vars", "groups"}
 _GROUP_KEYS = {"vars", "hosts", "children", "protected"}

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .agent import VERSION
-from .agent.plan import EXIT_INTERRUPTED, exit_code_for
-from .errors import ReportError
+from ..agent import VERSION
+from ..agent.plan import EXIT_INTERRUPTED, exit_code_for
+from ..errors import ReportError
 
 SCHEMA_VERSION = 1
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")

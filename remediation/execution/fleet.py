@@ -24,11 +24,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .agent.plan import OK_OUTCOMES
+from ..agent.plan import OK_OUTCOMES
+from ..inventory.hosts import HostSpec, Inventory
+from ..reporting.report import HostReport, ReportStore, RunReport
 from .hostrun import HostRun, JobOptions, Progress
-from .incidents import BlastGuard, host_decision, signature_verdicts
-from .inventory import HostSpec, Inventory
-from .report import HostReport, ReportStore, RunReport
+from .survey import BlastGuard, host_decision, signature_verdicts
 from .transport import ConnectOptions
 
 DEFAULT_FORKS = 32

@@ -1,7 +1,7 @@
 """Read Ansible inventories (INI and YAML) as Guardian inventory documents.
 
 An Ansible file is converted into Guardian's native shape (``vars`` and ``groups``, see
-:mod:`remediation.inventory`) with the line of every native key pointing at the Ansible file, so
+:mod:`remediation.inventory.hosts`) with the line of every native key pointing at the Ansible file, so
 the native validation names the Ansible file, its line and the Ansible variable.
 
 Variables Guardian understands:
@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InventoryError
+from ..errors import InventoryError
 from .yamlfile import KeyPath, LocatedYaml, dotted, load_located, nearest
 
 ALL = "all"

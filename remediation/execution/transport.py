@@ -22,8 +22,8 @@ import paramiko
 from fabric import Config, Connection
 from invoke.context import Context
 
-from .errors import ConnectError, HostKeyError
-from .inventory import HostSpec, Inventory
+from ..errors import ConnectError, HostKeyError
+from ..inventory.hosts import HostSpec, Inventory
 
 _known_hosts_lock = threading.Lock()
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from invoke.exceptions import CommandTimedOut, ThreadException
 
-from .agent import JOURNAL_DIR, STATE_DIR
+from ..agent import JOURNAL_DIR, STATE_DIR
+from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
+from ..inventory.hosts import HostSpec, Inventory
+from ..reporting.report import CollectedFile, HostReport, ReportStore
 from .bundle import build_runner
-from .errors import ConnectError, GuardianError, HostKeyError, ReportError
-from .inventory import HostSpec, Inventory
-from .report import CollectedFile, HostReport, ReportStore
 from .transport import ConnectOptions, Session, close_session, open_session
 
 #: Where the on-host runner keeps its journals (relative to the app dir), for messages.

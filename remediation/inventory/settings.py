@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .agent.cronblock import ScheduleError, check_cron_safe, validate_schedule
-from .agent.managers import MANAGERS
-from .agent.signatures import RuleError, validate_name
+from ..agent.cronblock import ScheduleError, check_cron_safe, validate_schedule
+from ..agent.managers import MANAGERS
+from ..agent.signatures import RuleError, validate_name
 
 #: Logical services the seed knows, and how each manager finds them by default.
 DEFAULT_SERVICES: dict[str, dict[str, str]] = {
