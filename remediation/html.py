@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from .render import clean
 from .report import HostReport, ReportStore, RunReport, atomic_write
+from .views import timeline
 
 # outcome -> (text colour, background, solid colour for heat-map cells)
 OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
@@ -89,6 +90,7 @@ _KNOWN_RUN_FIELDS = frozenset(
         "guardian_version",
     }
 )
+_NO_SIGNATURE = '<span class="muted">no signature matched</span>'
 _GUARD_WORDS = re.compile(r"breaker|hold|incident|guard|quarantin|paused|suppress", re.IGNORECASE)
 
 # The page's only script. It is constant so the CSP can pin it by hash: an injected inline
@@ -282,42 +284,31 @@ def _action_result(result: Any) -> str:
     return f'<span class="r-{css_ident(str(result))}">{mark.get(str(result)) or esc(result)}</span>'
 
 
-def _timeline(host: HostReport) -> list[tuple[float, str, str, str]]:
-    """(sort key, when, what, result/reason) rows, already escaped, in the order things happened."""
-    phase_t: dict[str, float] = {}
-    rows: list[tuple[float, str, str, str]] = []
-    for p in host.phases:
-        t = _num(p.get("t"))
-        phase_t.setdefault(str(p.get("phase")), t)
-        rows.append((t, _clock(t), f'<span class="muted">phase</span> {esc(p.get("phase"))}', ""))
-    check_t = phase_t.get("check", 0.0)
-    if host.before:
-        sigs = ", ".join(esc(s) for s in host.matched_signatures) or '<span class="muted">no signature matched</span>'
-        rows.append((check_t + 0.0001, "", f"<b>check before</b>: {esc(_state(host.before))}", sigs))
-    for note in (host.plan or {}).get("notes", []):
-        rows.append((check_t + 0.0002, "", '<span class="muted">note</span>', esc(note)))
-    for action in host.actions:
-        t = _num(action.get("t"), check_t + 0.0003)
-        detail = f" {esc(action.get('detail'))}" if action.get("detail") else ""
-        why = f'<div class="why">why: {esc(action.get("reason", ""))}</div>' if action.get("reason") else ""
-        when = _clock(t) if action.get("t") else esc(action.get("at", ""))
-        what = f"<b>{esc(action.get('kind'))}</b> <code>{esc(action.get('target'))}</code>"
-        rows.append((t, when, what, f"{_action_result(action.get('result'))}{detail}{why}"))
-    if not host.actions and host.plan:
-        for action in host.plan.get("actions", []):
-            what = f"(planned) <b>{esc(action.get('kind'))}</b> <code>{esc(action.get('target'))}</code>"
-            rows.append((check_t + 0.0003, "", what, f'<div class="why">why: {esc(action.get("reason", ""))}</div>'))
-    if host.after:
-        t = phase_t.get("verify", check_t) + 0.0001
-        rows.append((t, "", f"<b>check after</b>: {esc(_state(host.after))}", esc(host.after.get("reason", ""))))
-    return sorted(rows, key=lambda row: row[0])
-
-
-def _num(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+def _timeline(host: HostReport) -> list[tuple[str, str, str]]:
+    """(when, what, result/reason) rows, already escaped, for each entry of the shared timeline."""
+    rows: list[tuple[str, str, str]] = []
+    for entry in timeline(host):
+        record = entry.record
+        if entry.kind == "phase":
+            rows.append((_clock(entry.when), f'<span class="muted">phase</span> {esc(record.get("phase"))}', ""))
+        elif entry.kind == "check":
+            sigs = ", ".join(esc(s) for s in host.matched_signatures)
+            rows.append(("", f"<b>check before</b>: {esc(_state(host.before))}", sigs or _NO_SIGNATURE))
+        elif entry.kind == "note":
+            rows.append(("", '<span class="muted">note</span>', esc(entry.text)))
+        elif entry.kind == "action":
+            detail = f" {esc(record.get('detail'))}" if record.get("detail") else ""
+            why = f'<div class="why">why: {esc(record.get("reason", ""))}</div>' if record.get("reason") else ""
+            when = _clock(entry.when) if entry.when is not None else esc(record.get("at", ""))
+            what = f"<b>{esc(record.get('kind'))}</b> <code>{esc(record.get('target'))}</code>"
+            rows.append((when, what, f"{_action_result(record.get('result'))}{detail}{why}"))
+        elif entry.kind == "planned":
+            what = f"(planned) <b>{esc(record.get('kind'))}</b> <code>{esc(record.get('target'))}</code>"
+            rows.append(("", what, f'<div class="why">why: {esc(record.get("reason", ""))}</div>'))
+        elif entry.kind == "after":
+            after = host.after or {}
+            rows.append(("", f"<b>check after</b>: {esc(_state(after))}", esc(after.get("reason", ""))))
+    return rows
 
 
 def _check_box(label: str, check: dict[str, Any] | None) -> str:
@@ -389,9 +380,7 @@ def _host_section(report: RunReport, host: HostReport, *, tail_lines: int) -> st
     if rows:
         out.append("<h3>timeline (UTC)</h3>")
         out.append(
-            _table(
-                ["when", "what", "result / reason"], [(f'<span class="mono">{w}</span>', a, b) for _, w, a, b in rows]
-            )
+            _table(["when", "what", "result / reason"], [(f'<span class="mono">{w}</span>', a, b) for w, a, b in rows])
         )
     matches = (host.before or {}).get("matches", [])
     if matches:

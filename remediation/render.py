@@ -23,6 +23,7 @@ from rich.text import Text
 
 from .agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
+from .views import timeline
 
 OUTCOME_STYLE = {
     "healthy": "green",
@@ -192,7 +193,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     timeline.add_column("when (UTC)")
     timeline.add_column("what")
     timeline.add_column("result / reason")
-    for _, when, what, detail in _timeline_rows(host):
+    for when, what, detail in _timeline_rows(host):
         timeline.add_row(_clock(when), clean(what), clean(detail))
     parts: list[RenderableType] = [head, timeline]
     for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
@@ -223,34 +224,25 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     return Group(*parts)
 
 
-def _timeline_rows(host: HostReport) -> list[tuple[float, float | None, str, str]]:
-    """Phases, check results, notes and actions in the order they happened."""
-    phase_t = {str(p.get("phase")): float(p.get("t", 0)) for p in host.phases}
-    check_t = phase_t.get("check", 0.0)
-    rows: list[tuple[float, float | None, str, str]] = [
-        (float(p.get("t", 0)), float(p.get("t", 0)), f"phase {p.get('phase')}", "") for p in host.phases
-    ]
-    if host.before:
-        rows.append(
-            (
-                check_t + 0.0001,
-                None,
-                f"check before: {_state(host.before)}",
-                ", ".join(host.matched_signatures),
-            )
-        )
-    for note in (host.plan or {}).get("notes", []):
-        rows.append((check_t + 0.0002, None, "note", str(note)))
-    for action in host.actions:
-        t = float(action.get("t", check_t + 0.0003))
-        result = f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"
-        rows.append((t, t, f"{action.get('kind')} {action.get('target')}", result))
-    if not host.actions and host.plan:
-        for action in host.plan.get("actions", []):
-            rows.append((check_t + 0.0003, None, f"(planned) {action['kind']} {action['target']}", action["reason"]))
-    if host.after:
-        rows.append((phase_t.get("verify", check_t) + 0.0001, None, f"check after: {_state(host.after)}", ""))
-    return sorted(rows, key=lambda row: row[0])
+def _timeline_rows(host: HostReport) -> list[tuple[float | None, str, str]]:
+    """(when, what, result / reason) for each entry of the shared timeline, in its order."""
+    rows: list[tuple[float | None, str, str]] = []
+    for entry in timeline(host):
+        record = entry.record
+        if entry.kind == "phase":
+            rows.append((entry.when, f"phase {record.get('phase')}", ""))
+        elif entry.kind == "check":
+            rows.append((None, f"check before: {_state(host.before)}", ", ".join(host.matched_signatures)))
+        elif entry.kind == "note":
+            rows.append((None, "note", entry.text))
+        elif entry.kind == "action":
+            result = f"{record.get('result')}: {record.get('detail', '')} — why: {record.get('reason', '')}"
+            rows.append((entry.when, f"{record.get('kind')} {record.get('target')}", result))
+        elif entry.kind == "planned":
+            rows.append((None, f"(planned) {record.get('kind')} {record.get('target')}", str(record.get("reason", ""))))
+        elif entry.kind == "after":
+            rows.append((None, f"check after: {_state(host.after)}", ""))
+    return rows
 
 
 def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequence[tuple[str, str, str]]) -> Table:

@@ -1,0 +1,92 @@
+"""The view model the terminal (render.py) and the HTML page (html.py) both show.
+
+Timeline order, the one-line reason next to each host's outcome and the excerpt of a check's
+output are decided here, once, from report data; the renderers only choose the markup. So the
+two views cannot disagree about what happened first or why a host ended as it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .report import HostReport
+
+#: Which phase each kind of timeline entry happens in (the runner's phases, in its order).
+#: Entries whose phase is missing (old reports, a run cut short) fall back along the list.
+_OWNER_PHASES: Mapping[str, tuple[str, ...]] = {
+    "check": ("check",),
+    "note": ("check",),
+    "planned": ("check",),
+    "action": ("recover", "check"),
+    "after": ("verify", "settle", "recover"),
+}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One row of a host's timeline.
+
+    ``kind`` is ``phase``, ``check`` (before), ``note``, ``action``, ``planned`` or ``after``;
+    ``record`` is the phase, check or action dict it shows (empty for a note, whose ``text`` is
+    the note); ``when`` is its epoch time when one was recorded.
+    """
+
+    kind: str
+    when: float | None
+    record: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+
+def _time(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def timeline(host: HostReport) -> list[TimelineEntry]:
+    """Phases, checks, notes and actions in the order they happened.
+
+    Order comes from structure, not from comparing clocks: phases keep the order the runner
+    announced them in, and every other entry is listed inside the phase it belongs to (the
+    check's result and the plan's notes in ``check``, actions in ``recover``, the re-check in
+    ``verify``). Times cannot decide this: a phase is stamped by the controller when it reads the
+    event, an action by the host's clock, so an action can carry an earlier or equal time than
+    the phase that contains it. Within a phase, actions keep their recorded time order.
+    """
+    phases = [TimelineEntry("phase", _time(p.get("t")), p) for p in host.phases]
+    first: dict[str, int] = {}
+    for index, entry in enumerate(phases):
+        first.setdefault(str(entry.record.get("phase")), index)
+    items: list[TimelineEntry] = []
+    if host.before:
+        items.append(TimelineEntry("check", None, host.before))
+    items += [TimelineEntry("note", None, text=str(note)) for note in (host.plan or {}).get("notes", [])]
+    actions = [TimelineEntry("action", _time(a.get("t")), a) for a in host.actions]
+    items += sorted(actions, key=lambda e: e.when if e.when is not None else float("-inf"))
+    if not host.actions and host.plan:
+        items += [TimelineEntry("planned", None, a) for a in host.plan.get("actions", [])]
+    if host.after:
+        items.append(TimelineEntry("after", None, host.after))
+
+    inside: dict[int, list[TimelineEntry]] = {}
+    for item in items:
+        inside.setdefault(_owner(item, first, phases), []).append(item)
+    rows = list(inside.get(-1, []))
+    for index, phase in enumerate(phases):
+        rows.append(phase)
+        rows += inside.get(index, [])
+    return rows
+
+
+def _owner(item: TimelineEntry, first: Mapping[str, int], phases: Sequence[TimelineEntry]) -> int:
+    """The index of the phase ``item`` is listed in (-1: before every phase)."""
+    for name in _OWNER_PHASES.get(item.kind, ()):
+        if name in first:
+            return first[name]
+    if item.when is not None:
+        earlier = [i for i, p in enumerate(phases) if p.when is not None and p.when <= item.when]
+        return earlier[-1] if earlier else -1
+    return len(phases) - 1

@@ -1,0 +1,76 @@
+"""What the terminal and HTML views show: timeline order, recap reasons, long output, piped tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediation.html import render_run_html
+from remediation.render import host_view, to_text
+from remediation.report import HostReport, RunReport
+
+
+def _run(*hosts: HostReport) -> RunReport:
+    return RunReport("20260101T000000Z-abcd", "premarket", "2026-01-01T00:00:00Z", hosts=list(hosts), complete=True)
+
+
+def skewed_host(skew: float) -> HostReport:
+    """Phases are stamped by the controller when it reads them, actions by the host's clock:
+    the restart inside "recover" can carry an earlier (or equal) time than the phase itself."""
+    t0 = 1_767_225_600.0
+    action: dict[str, Any] = {"result": "ok", "detail": "", "reason": "uw_socket: line 1"}
+    return HostReport(
+        "h01",
+        "198.18.1.11",
+        "ssh",
+        outcome="healed",
+        phases=[
+            {"phase": "check", "t": t0},
+            {"phase": "recover", "t": t0 + 2.005},
+            {"phase": "settle", "t": t0 + 2.5},
+            {"phase": "verify", "t": t0 + 7.5},
+            {"phase": "collect", "t": t0 + 8.0},
+        ],
+        before={"exit_code": 2, "state": "unhealthy", "tail": "UW fail\n", "matches": []},
+        after={"exit_code": 0, "state": "healthy", "tail": "ok\n"},
+        actions=[
+            {**action, "kind": "remove_lock", "target": "uw.lock", "t": t0 + 2.005 + skew},
+            {**action, "kind": "restart", "target": "uw-daemon", "t": t0 + 2.006 + skew},
+        ],
+    )
+
+
+def _order(text: str, *needles: str) -> list[int]:
+    return [text.index(n) for n in needles]
+
+
+def test_a_phase_is_listed_before_the_actions_inside_it_in_both_views() -> None:
+    for skew in (-0.004, 0.0, -3.0):  # receipt latency, equal stamps, a host clock 3 s behind
+        host = skewed_host(skew)
+        text = to_text(host_view(_run(host), host), width=160)
+        positions = _order(
+            text,
+            "phase check",
+            "check before",
+            "phase recover",
+            "remove_lock uw.lock",
+            "restart uw-daemon",
+            "phase settle",
+            "phase verify",
+            "check after",
+            "phase collect",
+        )
+        assert positions == sorted(positions), (skew, text)
+        page = render_run_html(_run(host))
+        section = page[page.index('id="host-h01"') :]
+        positions = _order(
+            section,
+            "</span> check<",
+            "<b>check before</b>",
+            "</span> recover<",
+            "<code>uw.lock</code>",
+            "<code>uw-daemon</code>",
+            "</span> settle<",
+            "</span> verify<",
+            "<b>check after</b>",
+        )
+        assert positions == sorted(positions), skew
