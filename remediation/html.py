@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from .render import clean
 from .report import HostReport, ReportStore, RunReport, atomic_write
-from .views import timeline
+from .views import recap_reason, timeline
 
 # outcome -> (text colour, background, solid colour for heat-map cells)
 OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
@@ -368,8 +368,8 @@ def _host_section(report: RunReport, host: HostReport, *, tail_lines: int) -> st
         f'<h2>{esc(host.host)} {badge(host.outcome)} <span class="sub">{esc(sub)}</span>'
         '<a class="toplink" href="#recap">↑ recap</a></h2>',
     ]
-    if host.reason:
-        out.append(f'<div class="reason">{esc(host.reason)}</div>')
+    if recap_reason(host):
+        out.append(f'<div class="reason">{esc(recap_reason(host))}</div>')
     out.append(_guards(host))
     if host.before or host.after:
         out.append(
@@ -506,7 +506,7 @@ def _recap(report: RunReport) -> str:
             f"<td>{badge(host.outcome)}</td>"
             f'<td class="nowrap">{esc(_state(host.before))}</td><td>{actions}</td>'
             f'<td class="nowrap">{esc(_state(host.after))}</td>'
-            f'<td class="num">{host.duration:.1f}s</td><td>{esc(host.reason)}</td></tr>'
+            f'<td class="num">{host.duration:.1f}s</td><td>{esc(recap_reason(host))}</td></tr>'
         )
     head = "".join(
         f"<th{' class=num' if h == 'time' else ''}>{h}</th>"

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from .agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
-from .views import timeline
+from .views import recap_reason, timeline
 
 OUTCOME_STYLE = {
     "healthy": "green",
@@ -144,12 +144,15 @@ def collect_table(report: RunReport) -> Table:
 
 
 def reasons_block(report: RunReport) -> RenderableType:
-    """One line per host that is not ok, saying why (unreachable, busy, ...)."""
+    """One line per host that is not ok (why: unreachable, busy, ...), was healed (what was
+    done) or had a restart blocked by its breaker; healthy hosts need no line."""
     lines = Text()
     for host in report.hosts:
-        if host.outcome not in OK_OUTCOMES and host.reason:
+        reason = recap_reason(host)
+        shown = host.outcome not in OK_OUTCOMES or host.outcome == "healed" or "breaker open" in reason
+        if shown and reason:
             lines.append(f"{host.host}: ", style="bold")
-            lines.append(clean(host.reason) + "\n")
+            lines.append(clean(reason) + "\n")
     return lines
 
 
@@ -187,8 +190,8 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     head.append(f"{host.host} ", style="bold")
     head.append(f"({host.address}, {host.transport}, run {report.run_id}) ")
     head.append_text(outcome_text(host.outcome))
-    if host.reason:
-        head.append(f"\n{clean(host.reason)}")
+    if recap_reason(host):
+        head.append(f"\n{clean(recap_reason(host))}")
     timeline = Table(title="timeline", show_edge=False, expand=False)
     timeline.add_column("when (UTC)")
     timeline.add_column("what")

@@ -90,3 +90,42 @@ def _owner(item: TimelineEntry, first: Mapping[str, int], phases: Sequence[Timel
         earlier = [i for i, p in enumerate(phases) if p.when is not None and p.when <= item.when]
         return earlier[-1] if earlier else -1
     return len(phases) - 1
+
+
+def action_phrase(action: Mapping[str, Any]) -> str:
+    """What an action did, in a few words: ``restarted uw-daemon``, ``removed stale lock x.lock``."""
+    kind, target = str(action.get("kind")), str(action.get("target"))
+    if kind == "breaker_open" or action.get("result") == "blocked":
+        breaker = action.get("breaker")
+        if isinstance(breaker, Mapping) and isinstance(breaker.get("recent"), list):
+            window = _time(breaker.get("window"))
+            span = f" in {window:g} s" if window is not None else ""
+            return f"restart of {target} blocked: breaker open ({len(breaker['recent'])} restarts{span})"
+        return f"restart of {target} blocked: breaker open"
+    if action.get("result") != "ok":
+        return f"{kind} {target}: {action.get('result')}"
+    return {
+        "restart": f"restarted {target}",
+        "remove_lock": f"removed stale lock {target}",
+        "alert": f"wrote alert {target}",
+    }.get(kind, f"{kind} {target}")
+
+
+def recap_reason(host: HostReport) -> str:
+    """The line next to a host's outcome in the recap.
+
+    A healed host says what was healed and what the re-check said; a restart the breaker
+    blocked is always named with the breaker's count, whatever the outcome; otherwise it is the
+    runner's reason (why the host is still not healthy, unreachable, busy, ...).
+    """
+    parts = [host.reason] if host.reason else []
+    blocked = [
+        action_phrase(a) for a in host.actions if a.get("kind") == "breaker_open" or a.get("result") == "blocked"
+    ]
+    if host.outcome == "healed":
+        parts += [action_phrase(a) for a in host.actions if a.get("result") == "ok"]
+        parts += blocked
+        parts.append(f"re-check {(host.after or {}).get('state', 'healthy')}")
+    else:
+        parts += [b for b in blocked if b not in host.reason]
+    return "; ".join(parts)

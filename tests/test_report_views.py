@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from remediation.html import render_run_html
-from remediation.render import host_view, to_text
+from remediation.render import host_view, run_view, to_text
 from remediation.report import HostReport, RunReport
 
 
@@ -74,3 +74,35 @@ def test_a_phase_is_listed_before_the_actions_inside_it_in_both_views() -> None:
             "<b>check after</b>",
         )
         assert positions == sorted(positions), skew
+
+
+def breaker_host() -> HostReport:
+    """A SIP host whose restart of trading-bot the breaker blocked (3 restarts in 30 min)."""
+    breaker = {"service": "trading-bot", "open": True, "recent": [1.0, 2.0, 3.0], "max_restarts": 3, "window": 1800.0}
+    return HostReport(
+        "h02",
+        "198.18.1.12",
+        "ssh",
+        outcome="still-degraded",
+        reason="after recovery the check still gives exit code 1",
+        before={"exit_code": 1, "state": "degraded", "tail": "SIP delay\n", "matches": []},
+        after={"exit_code": 1, "state": "degraded", "tail": "SIP delay\n"},
+        actions=[
+            {"kind": "alert", "target": "alpaca_sip", "result": "ok", "detail": "wrote x.txt", "t": 1.0},
+            {"kind": "breaker_open", "target": "trading-bot", "result": "blocked", "breaker": breaker, "t": 2.0},
+        ],
+    )
+
+
+def test_recap_says_what_was_healed_and_names_the_breaker() -> None:
+    report = _run(skewed_host(0.0), breaker_host())
+    healed = "h01: removed stale lock uw.lock; restarted uw-daemon; re-check healthy"
+    blocked = (
+        "h02: after recovery the check still gives exit code 1; "
+        "restart of trading-bot blocked: breaker open (3 restarts in 1800 s)"
+    )
+    text = to_text(run_view(report), width=200)
+    assert healed in text and blocked in text, text
+    page = render_run_html(report)
+    recap = page[page.index('<table class="recap">') : page.index("</table>")]
+    assert healed.split(": ", 1)[1] in recap and blocked.split(": ", 1)[1] in recap
