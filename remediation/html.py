@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from .render import clean
 from .report import HostReport, ReportStore, RunReport, atomic_write
-from .views import recap_reason, timeline
+from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
 
 # outcome -> (text colour, background, solid colour for heat-map cells)
 OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
@@ -94,7 +94,8 @@ _NO_SIGNATURE = '<span class="muted">no signature matched</span>'
 _GUARD_WORDS = re.compile(r"breaker|hold|incident|guard|quarantin|paused|suppress", re.IGNORECASE)
 
 # The page's only script. It is constant so the CSP can pin it by hash: an injected inline
-# script (were escaping ever to fail) would be refused by the browser. It records on <html
+# script (were escaping ever to fail) would be refused by the browser. It scrolls each check
+# output box to its end (the last lines are where a failure shows), and records on <html
 # data-selfcheck> "ok" once every element marked data-check exists and every in-page link has
 # a target, or "error: ..." on any script error, failed resource load or CSP violation.
 SELF_CHECK_JS = """(function () {
@@ -112,6 +113,8 @@ SELF_CHECK_JS = """(function () {
     fail('CSP ' + e.violatedDirective + ' ' + e.blockedURI);
   });
   document.addEventListener('DOMContentLoaded', function () {
+    var boxes = document.querySelectorAll('pre.tail');
+    for (var b = 0; b < boxes.length; b++) { boxes[b].scrollTop = boxes[b].scrollHeight; }
     var want = parseInt(d.getAttribute('data-expect') || '0', 10);
     var got = document.querySelectorAll('[data-check]').length;
     if (got !== want) { fail('expected ' + want + ' sections, found ' + got); return; }
@@ -325,13 +328,32 @@ def _check_box(label: str, check: dict[str, Any] | None) -> str:
     )
 
 
-def _tail(check: dict[str, Any], lines: int) -> str:
-    """The check output's tail, with lines that matched a signature highlighted."""
-    hits = {str(m.get("line", "")).rstrip("\n") for m in check.get("matches", []) if m.get("line")}
-    out = []
-    for line in str(check.get("tail", "")).splitlines()[-lines:]:
-        out.append(f'<mark class="hit">{esc(line)}</mark>' if line in hits else esc(line))
-    return "<pre>" + "\n".join(out) + "</pre>"
+def _output_line(line: OutputLine) -> str:
+    more = f' <span class="muted">… [{line.cut:,} more characters not shown]</span>' if line.cut else ""
+    return f'<mark class="hit">{esc(line.text)}</mark>{more}' if line.signatures else esc(line.text) + more
+
+
+def _output(label: str, excerpt: OutputExcerpt) -> str:
+    """A check's output: the lines that matched a signature (with line numbers and patterns)
+    first, then a bounded tail in a box the page scrolls to its end, where the failure usually is."""
+    size = f' <span class="sub">{excerpt.output_bytes:,} bytes</span>' if excerpt.output_bytes else ""
+    out = [f"<h3>{esc(label)}{size}</h3>"]
+    if excerpt.matched:
+        rows = [
+            (
+                esc(line.line_no if line.line_no is not None else "-"),
+                ", ".join(f"<b>{esc(name)}</b>" for name in line.signatures),
+                f"<code>{_output_line(line)}</code>",
+            )
+            for line in excerpt.matched
+        ]
+        out.append('<div class="muted">matched lines</div>' + _table(["line", "signature", "output"], rows, num=(0,)))
+    if excerpt.tail:
+        note = excerpt.omitted_note()
+        lines = ([f'<span class="muted">{esc(note)}</span>'] if note else []) + [_output_line(x) for x in excerpt.tail]
+        out.append(f'<div class="muted">{esc(excerpt.tail_title())}</div>')
+        out.append('<pre class="tail">' + "\n".join(lines) + "</pre>")
+    return "".join(out)
 
 
 def _guards(host: HostReport) -> str:
@@ -382,27 +404,9 @@ def _host_section(report: RunReport, host: HostReport, *, tail_lines: int) -> st
         out.append(
             _table(["when", "what", "result / reason"], [(f'<span class="mono">{w}</span>', a, b) for w, a, b in rows])
         )
-    matches = (host.before or {}).get("matches", [])
-    if matches:
-        out.append("<h3>matched signatures</h3>")
-        out.append(
-            _table(
-                ["signature", "pattern", "line", "output"],
-                [
-                    (
-                        f"<b>{esc(m.get('signature'))}</b>",
-                        f"<code>{esc(m.get('pattern'))}</code>",
-                        esc(m.get("line_no")),
-                        f"<code>{esc(m.get('line'))}</code>",
-                    )
-                    for m in matches
-                ],
-                num=(2,),
-            )
-        )
-    for label, check in (("check output before (tail)", host.before), ("check output after (tail)", host.after)):
-        if check and check.get("tail"):
-            out.append(f"<h3>{label}</h3>{_tail(check, tail_lines)}")
+    for label, check in (("check output before", host.before), ("check output after", host.after)):
+        if check and (check.get("tail") or check.get("matches")):
+            out.append(_output(label, output_excerpt(check, tail_lines=tail_lines)))
     if host.locks:
         out.append("<h3>locks</h3>")
         out.append(
@@ -540,12 +544,12 @@ def _counts(report: RunReport) -> str:
     return " ".join(f"{badge(o)}&nbsp;&times;{n}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def render_run_html(report: RunReport, *, tail_lines: int = 40) -> str:
+def render_run_html(report: RunReport, *, tail_lines: int = TAIL_LINES) -> str:
     """One run as a self-contained HTML page: recap table, then one section per host.
 
     Args:
         report: The run.
-        tail_lines: How many lines of each check output's tail to show.
+        tail_lines: How many lines of each check output's tail to show (after its matched lines).
 
     Returns:
         The HTML document.

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from .agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
-from .views import recap_reason, timeline
+from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
 
 OUTCOME_STYLE = {
     "healthy": "green",
@@ -184,8 +184,9 @@ def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
     return Group(*parts)
 
 
-def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> RenderableType:
-    """One host: timeline of phases and actions with reasons, check output tail, files."""
+def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LINES) -> RenderableType:
+    """One host: timeline of phases and actions with reasons, each check's matched lines and
+    output tail, files."""
     head = Text()
     head.append(f"{host.host} ", style="bold")
     head.append(f"({host.address}, {host.transport}, run {report.run_id}) ")
@@ -200,9 +201,8 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
         timeline.add_row(_clock(when), clean(what), clean(detail))
     parts: list[RenderableType] = [head, timeline]
     for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
-        if check and check.get("tail"):
-            lines = str(check["tail"]).splitlines()[-tail_lines:]
-            parts.append(Panel(Text(clean("\n".join(lines))), title=label, expand=False))
+        if check and (check.get("tail") or check.get("matches")):
+            parts.append(output_block(label, output_excerpt(check, tail_lines=tail_lines)))
     if host.files:
         files = Table(title="collected files", show_edge=False)
         files.add_column("file")
@@ -224,6 +224,41 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
         parts.append(Text(f"lock holder: {host.busy_holder}"))
     for warning in host.warnings:
         parts.append(Text(f"warning: {clean(warning)}", style="yellow"))
+    return Group(*parts)
+
+
+def _output_line(line: OutputLine) -> str:
+    more = f" … [{line.cut:,} more characters not shown]" if line.cut else ""
+    return clean(line.text) + more
+
+
+def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
+    """A check's output: the lines that matched a signature (with their line numbers) first,
+    then a bounded tail that says how much it leaves out, so a flood never buries the signal."""
+    parts: list[RenderableType] = []
+    size = f" — {excerpt.output_bytes:,} bytes of output" if excerpt.output_bytes else ""
+    parts.append(Text(f"{label}{size}", style="bold"))
+    if excerpt.matched:
+        matched = Table(title="matched lines", title_justify="left", show_edge=False, expand=False)
+        matched.add_column("line", justify="right", no_wrap=True)
+        matched.add_column("signature")
+        matched.add_column("output")
+        for line in excerpt.matched:
+            matched.add_row(
+                str(line.line_no) if line.line_no is not None else "-",
+                clean(", ".join(line.signatures)),
+                _output_line(line),
+            )
+        parts.append(matched)
+    if excerpt.tail:
+        body = Text()
+        if excerpt.omitted_note():
+            body.append(excerpt.omitted_note() + "\n", style="dim")
+        for index, line in enumerate(excerpt.tail):
+            body.append(_output_line(line), style="bold yellow" if line.signatures else "")
+            if index < len(excerpt.tail) - 1:
+                body.append("\n")
+        parts.append(Panel(body, title=excerpt.tail_title(), title_align="left", expand=False))
     return Group(*parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from remediation.html import render_run_html
@@ -106,3 +107,58 @@ def test_recap_says_what_was_healed_and_names_the_breaker() -> None:
     page = render_run_html(report)
     recap = page[page.index('<table class="recap">') : page.index("</table>")]
     assert healed.split(": ", 1)[1] in recap and blocked.split(": ", 1)[1] in recap
+
+
+FAIL_LINE = "[FAIL] UW websocket: connection_error after 3 retries"
+
+
+def flooded_host(*, filler_chars: int, filler_lines: int, fail_at_end: bool) -> HostReport:
+    """48 MB of check output: the host kept only its last 64 KiB, and matched the failing line."""
+    filler = [f"{i:06d} " + "x" * filler_chars for i in range(filler_lines)]
+    lines = [*filler, FAIL_LINE] if fail_at_end else filler
+    line_no = 480_000 if fail_at_end else 3
+    return HostReport(
+        "h01",
+        "198.18.1.11",
+        "ssh",
+        outcome="still-unhealthy",
+        reason="after recovery the check still gives exit code 2",
+        before={
+            "exit_code": 2,
+            "state": "unhealthy",
+            "output_bytes": 48_000_000,
+            "tail": "partial line\n" + "\n".join(lines) + "\n",
+            "matches": [
+                {"signature": "uw_socket", "pattern": "connection_error", "line_no": line_no, "line": FAIL_LINE}
+            ],
+        },
+    )
+
+
+def test_host_view_shows_matched_lines_first_then_a_bounded_tail() -> None:
+    # long filler lines (the ~1,700 wrapped lines of the issue) with the failure at the very end
+    host = flooded_host(filler_chars=8000, filler_lines=8, fail_at_end=True)
+    text = to_text(host_view(_run(host), host), width=100)
+    assert re.search(r"480000 │ uw_socket │ \[FAIL\]", text), text[:3000]
+    assert text.index(FAIL_LINE) < text.index("│ 000000"), text[:3000]
+    assert len(text.splitlines()) < 150, len(text.splitlines())
+    assert "characters not shown" in text
+    # many short filler lines, the failure early: it is no longer in the tail at all
+    host = flooded_host(filler_chars=60, filler_lines=900, fail_at_end=False)
+    text = to_text(host_view(_run(host), host), width=100)
+    assert re.search(r" 3 │ uw_socket │ \[FAIL\]", text), text[:3000]
+    assert "last 40 of 900 lines" in text and "860 earlier lines not shown" in text
+    assert "48,000,000 bytes" in text
+    assert "000899 xxx" in text and "000859 xxx" not in text
+    assert len(text.splitlines()) < 120
+
+
+def test_html_shows_matched_lines_before_the_tail_box() -> None:
+    host = flooded_host(filler_chars=60, filler_lines=900, fail_at_end=False)
+    page = render_run_html(_run(host))
+    section = page[page.index('id="host-h01"') :]
+    box = section.index('<pre class="tail"')
+    assert section.index(FAIL_LINE) < box
+    assert ">3</td>" in section[:box]  # the matched line's number
+    assert "860 earlier lines not shown" in section and "last 40 of 900 lines" in section
+    assert "000899 xxx" in section and "000859 xxx" not in section
