@@ -25,7 +25,7 @@ from .hostrun import JobOptions
 from .html import write_run_html
 from .incidents import BlastGuard, batches_for
 from .inventory import HostSpec, Inventory, load_inventory
-from .render import ProgressView, host_view, inventory_view, run_view, to_text
+from .render import ProgressView, host_view, inventory_view, output_console, run_view, to_text
 from .report import ReportStore, RunReport, new_run_id
 from .rules import load_rules, rules_data
 from .transport import ConnectOptions
@@ -193,7 +193,7 @@ def premarket(
     request: FleetRequest, *, command: str = "premarket", console: Console | None = None, action: str = "run"
 ) -> int:
     """Run the job and print the recap (or JSON). Returns the documented exit code."""
-    console = console or Console()
+    console = console or output_console()
     quiet = Console(quiet=True) if request.json_output else console
     report = run_job(request, command=command, console=quiet, action=action)
     store = ReportStore(request.reports)
@@ -233,7 +233,7 @@ def collect(request: FleetRequest, *, console: Console | None = None) -> int:
 
 def show_inventory(request: FleetRequest, *, console: Console | None = None) -> int:
     """Print the hosts a pattern selects with every effective setting and where it came from."""
-    console = console or Console()
+    console = console or output_console()
     inventory, hosts = select_hosts(request)
     ssh_config = _ssh_config(request.ssh_config)
     for host in hosts:
@@ -275,7 +275,7 @@ def show_report(
     console: Console | None = None,
 ) -> int:
     """Print a stored run (latest by default), one host's detail, or the fleet's history."""
-    console = console or Console()
+    console = console or output_console()
     store = ReportStore(reports)
     if history:
         console.print(history_table(load_history(store, host=host)))

@@ -8,6 +8,7 @@ sequences cannot corrupt the operator's terminal.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
@@ -49,6 +50,8 @@ OUTCOME_STYLE = {
     "released": "green",
     "skipped": "yellow",
 }
+#: The console width when no terminal is attached: wide enough that no table row wraps.
+PIPE_WIDTH = 1000
 EXIT_CODES_HELP = "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -56,6 +59,31 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def clean(text: str) -> str:
     """Make control characters (ANSI escapes included) visible instead of interpreting them."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def output_console(*, stderr: bool = False) -> Console:
+    """The console a command prints its tables to.
+
+    On a terminal, the terminal's width (and cells fold rather than being cut, see
+    :func:`fold_cells`). Anywhere else (piped, redirected to a file, cron, CI) Rich would assume
+    80 columns and wrap every row: unless ``COLUMNS`` says otherwise, the width is then
+    unbounded in practice, so each row stays on one line, whole, for grep and for the record.
+    """
+    console = Console(stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+def fold_cells(table: Table, *, keep_whole: Sequence[int] = ()) -> Table:
+    """Make ``table`` complete at any width: long cells fold onto more lines instead of ending in
+    "…", and the columns in ``keep_whole`` (outcomes, names) are the last to be narrowed, so
+    they fold only when nothing else can give way. Returns the table."""
+    for index, column in enumerate(table.columns):
+        column.overflow = "fold"
+        if index in keep_whole:
+            column.no_wrap = True
+    return table
 
 
 def outcome_text(outcome: str) -> Text:
@@ -100,7 +128,7 @@ def recap_table(report: RunReport) -> Table:
             outcome_text(host.outcome),
             f"{host.duration:.1f}s",
         )
-    return table
+    return fold_cells(table, keep_whole=(4,))
 
 
 def deploy_table(report: RunReport) -> Table:
@@ -114,7 +142,7 @@ def deploy_table(report: RunReport) -> Table:
         failed = [f"{c['check']}: {c['detail']}" for c in host.preflight if not c.get("ok")]
         preflight = "\n".join(failed) if failed else ("ok" if host.preflight else "")
         table.add_row(host.host, outcome_text(host.outcome), clean(changes), clean(preflight), f"{host.duration:.1f}s")
-    return table
+    return fold_cells(table, keep_whole=(1,))
 
 
 def diffs_block(report: RunReport) -> RenderableType:
@@ -140,7 +168,7 @@ def collect_table(report: RunReport) -> Table:
         table.add_row(
             host.host, outcome_text(host.outcome), str(len(host.cron_runs)), clean(last_text), str(len(host.files))
         )
-    return table
+    return fold_cells(table, keep_whole=(1,))
 
 
 def reasons_block(report: RunReport) -> RenderableType:
@@ -199,7 +227,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LIN
     timeline.add_column("result / reason")
     for when, what, detail in _timeline_rows(host):
         timeline.add_row(_clock(when), clean(what), clean(detail))
-    parts: list[RenderableType] = [head, timeline]
+    parts: list[RenderableType] = [head, fold_cells(timeline, keep_whole=(0,))]
     for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
         if check and (check.get("tail") or check.get("matches")):
             parts.append(output_block(label, output_excerpt(check, tail_lines=tail_lines)))
@@ -209,8 +237,8 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LIN
         files.add_column("size", justify="right")
         files.add_column("sha256")
         for f in host.files:
-            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256[:16])
-        parts.append(files)
+            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256)
+        parts.append(fold_cells(files))
     if host.cron_runs:
         runs = Table(title="cron runs on the host (newest first)", show_edge=False)
         runs.add_column("run")
@@ -219,7 +247,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LIN
         for run in host.cron_runs:
             actions = ", ".join(f"{a.get('kind')} {a.get('target')}: {a.get('result')}" for a in run.get("actions", []))
             runs.add_row(str(run.get("run_id")), outcome_text(str(run.get("outcome"))), clean(actions or "-"))
-        parts.append(runs)
+        parts.append(fold_cells(runs, keep_whole=(1,)))
     if host.busy_holder:
         parts.append(Text(f"lock holder: {host.busy_holder}"))
     for warning in host.warnings:
@@ -249,7 +277,7 @@ def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
                 clean(", ".join(line.signatures)),
                 _output_line(line),
             )
-        parts.append(matched)
+        parts.append(fold_cells(matched, keep_whole=(0,)))
     if excerpt.tail:
         body = Text()
         if excerpt.omitted_note():
@@ -292,7 +320,7 @@ def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequ
     table.add_column("from", style="dim")
     for key, value, source in rows:
         table.add_row(key, clean(value), clean(source))
-    return table
+    return fold_cells(table)
 
 
 def _clock(ts: Any) -> str:

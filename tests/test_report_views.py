@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from remediation import jobs
 from remediation.html import render_run_html
 from remediation.render import host_view, run_view, to_text
-from remediation.report import HostReport, RunReport
+from remediation.report import CollectedFile, HostReport, ReportStore, RunReport
 
 
 def _run(*hosts: HostReport) -> RunReport:
@@ -162,3 +167,77 @@ def test_html_shows_matched_lines_before_the_tail_box() -> None:
     assert ">3</td>" in section[:box]  # the matched line's number
     assert "860 earlier lines not shown" in section and "last 40 of 900 lines" in section
     assert "000899 xxx" in section and "000859 xxx" not in section
+
+
+SHA = "".join(f"{i:02x}" for i in range(32))  # 64 distinct hex digits
+LONG_APP_DIR = "/srv/trading/" + "/".join(f"segment-{i:02d}" for i in range(12)) + "/stock-bot"
+
+
+def piped_run() -> RunReport:
+    host = HostReport(
+        "droplet-with-a-long-name-07",
+        "203.0.113.77",
+        "ssh",
+        outcome="still-unhealthy",
+        reason="after recovery the check still gives exit code 2; failed: restart trading-bot",
+        before={"exit_code": 2, "state": "unhealthy", "tail": "x\n", "matches": []},
+        after={"exit_code": 2, "state": "unhealthy", "tail": "x\n"},
+        actions=[
+            {"kind": "remove_lock", "target": "metadata-with-a-long-name.lock", "result": "ok", "t": 1.0},
+            {"kind": "restart", "target": "uw-daemon", "result": "ok", "t": 2.0},
+            {"kind": "restart", "target": "trading-bot", "result": "failed", "t": 3.0},
+        ],
+        files=[CollectedFile("out.log", "droplet-with-a-long-name-07/guardian_pre_market_output.log", 1, 1, SHA, False)],
+    )
+    return _run(host)
+
+
+@pytest.fixture
+def no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stdout piped, no terminal anywhere (cron, CI, `| tee` in a script), no COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+    def no_tty(fd: int = 1) -> os.terminal_size:
+        raise OSError("not a terminal")
+
+    monkeypatch.setattr(os, "get_terminal_size", no_tty)
+
+
+def test_piped_report_tables_are_complete(
+    tmp_path: Path, no_terminal: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ReportStore(tmp_path / "reports")
+    report = piped_run()
+    store.save(report)
+    assert jobs.show_report(store.root) == 0
+    assert jobs.show_report(store.root, host="droplet-with-a-long-name-07") == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for whole in (
+        "still-unhealthy",
+        "droplet-with-a-long-name-07",
+        "remove_lock metadata-with-a-long-name.lock ✓",
+        "after recovery the check still gives exit code 2; failed: restart trading-bot",
+        SHA,
+        "droplet-with-a-long-name-07/guardian_pre_market_output.log",
+    ):
+        assert whole in out, (whole, out)
+
+
+def test_piped_inventory_values_are_complete(
+    tmp_path: Path, no_terminal: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(f"groups:\n  g:\n    hosts:\n      h01: {{address: 203.0.113.5, app_dir: {LONG_APP_DIR}}}\n")
+    request = jobs.FleetRequest(hosts="h01", inventory=[inventory], ssh_config=None)
+    assert jobs.show_inventory(request) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert LONG_APP_DIR in out and '"pidfile": "state/uw_flow_daemon.pid"' in out, out
+
+
+def test_a_narrow_console_folds_cells_and_never_cuts_them() -> None:
+    text = to_text(run_view(piped_run()), width=60) + to_text(host_view(piped_run(), piped_run().hosts[0]), width=60)
+    assert "…" not in text
+    assert "still-unhealthy" in text  # outcomes are never folded
+    assert SHA[:16] in text and SHA[-16:] in text.replace("\n", " ")  # the whole digest, folded
