@@ -23,6 +23,7 @@ from invoke.tasks import task
 
 from . import jobs
 from .agent import VERSION
+from .bundle import bundle_digest
 from .config import CONFIG_FILE, load_config
 from .errors import GuardianError
 from .report import LAST_RUN_FILE
@@ -341,8 +342,11 @@ namespace = build_namespace()
 
 
 def program() -> Program:
-    """The ``guardian`` program: the same tasks as ``invoke``."""
-    return Program(namespace=namespace, version=VERSION, name="Guardian", binary="guardian")
+    """The ``guardian`` program: the same tasks as ``invoke``. ``--version`` names the agent
+    bundle's digest too, as the on-host runner's ``--version`` does, so the two can be compared."""
+    return Program(
+        namespace=namespace, version=f"{VERSION} (bundle {bundle_digest()})", name="Guardian", binary="guardian"
+    )
 
 
 def main() -> None:

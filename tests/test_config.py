@@ -131,3 +131,14 @@ def test_report_survives_a_gone_or_broken_pointer(here: Path, capsys: pytest.Cap
     LAST_RUN_FILE.write_text("{not json")
     out, _ = guardian(capsys, "report")
     assert "showing run 20200101T000000Z-0001" in out and "which is gone" not in out
+
+
+def test_version_names_the_same_bundle_digest_as_the_runner(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    from remediation.bundle import build_runner, bundle_digest
+
+    out, _ = guardian(capsys, "--version")
+    runner = subprocess.run([sys.executable, "-c", build_runner(), "--version"], capture_output=True, text=True)
+    assert f"(bundle {bundle_digest()})" in runner.stdout
+    assert out.strip() == f"Guardian {runner.stdout.split()[1]} (bundle {bundle_digest()})", (out, runner.stdout)
