@@ -329,7 +329,7 @@ def _check_box(label: str, check: dict[str, Any] | None) -> str:
 
 
 def _output_line(line: OutputLine) -> str:
-    more = f' <span class="muted">… [{line.cut:,} more characters not shown]</span>' if line.cut else ""
+    more = f' <span class="muted">[{line.cut:,} more characters not shown]</span>' if line.cut else ""
     return f'<mark class="hit">{esc(line.text)}</mark>{more}' if line.signatures else esc(line.text) + more
 
 
@@ -342,12 +342,18 @@ def _output(label: str, excerpt: OutputExcerpt) -> str:
         rows = [
             (
                 esc(line.line_no if line.line_no is not None else "-"),
-                ", ".join(f"<b>{esc(name)}</b>" for name in line.signatures),
+                ", ".join(
+                    f"<b>{esc(name)}</b> <code>{esc(pattern)}</code>"
+                    for name, pattern in zip(line.signatures, line.patterns)
+                ),
                 f"<code>{_output_line(line)}</code>",
             )
             for line in excerpt.matched
         ]
-        out.append('<div class="muted">matched lines</div>' + _table(["line", "signature", "output"], rows, num=(0,)))
+        out.append(
+            '<div class="muted">matched lines</div>'
+            + _table(["line", "signature and pattern", "output"], rows, num=(0,))
+        )
     if excerpt.tail:
         note = excerpt.omitted_note()
         lines = ([f'<span class="muted">{esc(note)}</span>'] if note else []) + [_output_line(x) for x in excerpt.tail]

@@ -256,7 +256,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LIN
 
 
 def _output_line(line: OutputLine) -> str:
-    more = f" … [{line.cut:,} more characters not shown]" if line.cut else ""
+    more = f" [{line.cut:,} more characters not shown]" if line.cut else ""
     return clean(line.text) + more
 
 
@@ -274,7 +274,7 @@ def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
         for line in excerpt.matched:
             matched.add_row(
                 str(line.line_no) if line.line_no is not None else "-",
-                clean(", ".join(line.signatures)),
+                clean(", ".join(f"{name} /{pattern}/" for name, pattern in zip(line.signatures, line.patterns))),
                 _output_line(line),
             )
         parts.append(fold_cells(matched, keep_whole=(0,)))
@@ -286,7 +286,8 @@ def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
             body.append(_output_line(line), style="bold yellow" if line.signatures else "")
             if index < len(excerpt.tail) - 1:
                 body.append("\n")
-        parts.append(Panel(body, title=excerpt.tail_title(), title_align="left", expand=False))
+        parts.append(Text(excerpt.tail_title()))  # not the panel's title: a title is cut to the panel's width
+        parts.append(Panel(body, expand=False))
     return Group(*parts)
 
 

@@ -136,12 +136,14 @@ def recap_reason(host: HostReport) -> str:
 
 @dataclass(frozen=True)
 class OutputLine:
-    """A line of check output as shown: at most ``LINE_CHARS`` characters (``cut`` more exist)."""
+    """A line of check output as shown: at most ``LINE_CHARS`` characters (``cut`` more exist),
+    with the signatures that matched it and, for a matched line, each one's pattern."""
 
     text: str
     line_no: int | None = None
     signatures: tuple[str, ...] = ()
     cut: int = 0
+    patterns: tuple[str, ...] = ()  # one per signature, for the matched lines
 
 
 @dataclass(frozen=True)
@@ -170,29 +172,32 @@ class OutputExcerpt:
         """Says how many lines are not shown, or nothing when the whole tail is."""
         if not self.omitted:
             return ""
-        return f"… {self.omitted:,} earlier line{'s' if self.omitted != 1 else ''} not shown"
+        return f"[{self.omitted:,} earlier line{'s' if self.omitted != 1 else ''} not shown]"
 
 
-def _line(text: str, line_no: int | None = None, signatures: tuple[str, ...] = ()) -> OutputLine:
+def _line(
+    text: str, line_no: int | None = None, signatures: tuple[str, ...] = (), patterns: tuple[str, ...] = ()
+) -> OutputLine:
     text = text.rstrip("\r\n")
     cut = max(0, len(text) - LINE_CHARS)
-    return OutputLine(text[:LINE_CHARS], line_no, signatures, cut)
+    return OutputLine(text[:LINE_CHARS], line_no, signatures, cut, patterns)
 
 
 def output_excerpt(check: Mapping[str, Any], *, tail_lines: int = TAIL_LINES) -> OutputExcerpt:
     """The matched lines (with their line numbers, one entry per line) and the last
     ``tail_lines`` lines of the kept tail, each marked with the signatures it matched."""
-    by_line: dict[tuple[int | None, str], list[str]] = {}
+    by_line: dict[tuple[int | None, str], dict[str, str]] = {}  # (line no, line) -> signature: pattern
     for match in check.get("matches", []) or []:
         line_no = match.get("line_no")
         key = (int(line_no) if isinstance(line_no, int) else None, str(match.get("line", "")).rstrip("\r\n"))
-        names = by_line.setdefault(key, [])
-        if str(match.get("signature")) not in names:
-            names.append(str(match.get("signature")))
-    matched = [_line(text, no, tuple(names)) for (no, text), names in sorted(by_line.items(), key=_line_order)]
+        by_line.setdefault(key, {}).setdefault(str(match.get("signature")), str(match.get("pattern", "")))
+    matched = [
+        _line(text, no, tuple(found), tuple(found.values()))
+        for (no, text), found in sorted(by_line.items(), key=_line_order)
+    ]
     hits: dict[str, tuple[str, ...]] = {}
-    for (_, text), names in by_line.items():
-        hits[text] = tuple(dict.fromkeys((*hits.get(text, ()), *names)))
+    for (_, text), found in by_line.items():
+        hits[text] = tuple(dict.fromkeys((*hits.get(text, ()), *found)))
     tail = str(check.get("tail") or "")
     kept_bytes = len(tail.encode("utf-8", errors="replace"))
     output_bytes = int(check.get("output_bytes") or kept_bytes)
@@ -209,6 +214,6 @@ def output_excerpt(check: Mapping[str, Any], *, tail_lines: int = TAIL_LINES) ->
     )
 
 
-def _line_order(item: tuple[tuple[int | None, str], list[str]]) -> tuple[int, str]:
+def _line_order(item: tuple[tuple[int | None, str], dict[str, str]]) -> tuple[int, str]:
     (line_no, text), _ = item
     return (line_no if line_no is not None else 1 << 62, text)

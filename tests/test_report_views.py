@@ -144,14 +144,14 @@ def test_host_view_shows_matched_lines_first_then_a_bounded_tail() -> None:
     # long filler lines (the ~1,700 wrapped lines of the issue) with the failure at the very end
     host = flooded_host(filler_chars=8000, filler_lines=8, fail_at_end=True)
     text = to_text(host_view(_run(host), host), width=100)
-    assert re.search(r"480000 │ uw_socket │ \[FAIL\]", text), text[:3000]
+    assert re.search(r"480000 │ uw_socket /connection_error/ │ \[FAIL\]", text), text[:3000]
     assert text.index(FAIL_LINE) < text.index("│ 000000"), text[:3000]
     assert len(text.splitlines()) < 150, len(text.splitlines())
     assert "characters not shown" in text
     # many short filler lines, the failure early: it is no longer in the tail at all
     host = flooded_host(filler_chars=60, filler_lines=900, fail_at_end=False)
     text = to_text(host_view(_run(host), host), width=100)
-    assert re.search(r" 3 │ uw_socket │ \[FAIL\]", text), text[:3000]
+    assert re.search(r" 3 │ uw_socket /connection_error/ │ \[FAIL\]", text), text[:3000]
     assert "last 40 of 900 lines" in text and "860 earlier lines not shown" in text
     assert "48,000,000 bytes" in text
     assert "000899 xxx" in text and "000859 xxx" not in text
@@ -165,7 +165,7 @@ def test_html_shows_matched_lines_before_the_tail_box() -> None:
     box = section.index('<pre class="tail"')
     assert section.index(FAIL_LINE) < box
     assert ">3</td>" in section[:box]  # the matched line's number
-    assert "860 earlier lines not shown" in section and "last 40 of 900 lines" in section
+    assert "[860 earlier lines not shown]" in section and "last 40 of 900 lines" in section
     assert "000899 xxx" in section and "000859 xxx" not in section
 
 
@@ -241,3 +241,10 @@ def test_a_narrow_console_folds_cells_and_never_cuts_them() -> None:
     assert "…" not in text
     assert "still-unhealthy" in text  # outcomes are never folded
     assert SHA[:16] in text and SHA[-16:] in text.replace("\n", " ")  # the whole digest, folded
+
+
+def test_a_narrow_console_keeps_the_output_excerpt_whole() -> None:
+    host = flooded_host(filler_chars=60, filler_lines=900, fail_at_end=False)
+    text = to_text(host_view(_run(host), host), width=50)
+    assert "…" not in text
+    assert "48,000,000 bytes)" in text and "[860 earlier lines not shown]" in text
