@@ -113,6 +113,11 @@ def test_report_shows_the_run_the_last_command_wrote_and_says_which(
     out, _ = guardian(capsys, "report", "--reports", "reports")
     assert out.splitlines()[0].startswith("showing run 20200101T000000Z-0001 (premarket, started 2020-01-01")
     assert "from reports: the latest complete run there" in out.splitlines()[0] and "old-host" in out
+    out, _ = guardian(capsys, "report", "--history")
+    folder = (here / "elsewhere").resolve()
+    assert (
+        out.splitlines()[0] == f"history of the runs in {folder} (folder from the last run started from this directory)"
+    )
     # --json keeps stdout pure JSON and says which run on stderr
     out, err = guardian(capsys, "report", "--json")
     assert json.loads(out)["run_id"] == run_id and f"showing run {run_id}" in err
