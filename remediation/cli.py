@@ -3,6 +3,8 @@
 Tasks only parse flags, call the package and turn errors into clear messages and exit codes:
 0 every host ok, 2 a host still degraded/unhealthy/unexpected/busy/failed, 4 a host unreachable
 or its key rejected, 3 nothing ran because the command or inventory is wrong, 130 interrupted.
+Flags left out take their value from ``guardian.yaml`` in the current directory, if it sets
+one (see :mod:`remediation.config`), else the built-in default.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from invoke.tasks import task
 
 from . import jobs
 from .agent import VERSION
+from .config import CONFIG_FILE, load_config
 from .errors import GuardianError
+from .execution.bundle import bundle_digest
+from .reporting.report import LAST_RUN_FILE
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERROR = 3
@@ -29,8 +34,8 @@ WEBHOOK_ENV = "GUARDIAN_WEBHOOK_URL"
 
 HELP = {
     "hosts": "group, host, glob or list: 'prod', 'prod,!h03', 'lab:h0*', 'local', '@last-failed'",
-    "inventory": "inventory file or directory (repeatable; default: inventory/)",
-    "rules": "extra failure-signature rules file layered on the defaults (repeatable)",
+    "inventory": f"inventory file or directory (repeatable; default: {CONFIG_FILE}'s, else inventory/)",
+    "rules": f"extra failure-signature rules file layered on the defaults (repeatable; default: {CONFIG_FILE}'s)",
     "dry_run": "run the check and show each host's plan with reasons; change nothing",
     "forks": "hosts worked on at once (default 32)",
     "check": "health-check script to run instead of pre_market_health_check.py",
@@ -38,8 +43,8 @@ HELP = {
     "check_timeout": "seconds before a hanging health check is killed (default 60)",
     "host_deadline": "seconds one host may take in all (default 300)",
     "accept_new_host_keys": "trust and record SSH host keys not in known_hosts (changed keys: still refused)",
-    "ssh_config": "ssh_config file whose Host aliases to honour (default ~/.ssh/config; '' for none)",
-    "reports": "report folder (default reports/)",
+    "ssh_config": f"ssh_config file for Host aliases ('' for none; default: {CONFIG_FILE}'s, else ~/.ssh/config)",
+    "reports": f"report folder (default: {CONFIG_FILE}'s, else reports/)",
     "json": "print the machine-readable report on stdout instead of the recap",
     "force": "act even when one signature hits more than --blast-radius % of hosts (a common-cause incident)",
     "blast_radius": "percent of selected hosts one signature may hit before it is an incident (default 50)",
@@ -101,8 +106,8 @@ def _request(
     *,
     inventory: list[str] | None = None,
     rules: list[str] | None = None,
-    reports: str = "reports",
-    ssh_config: str | None = "~/.ssh/config",
+    reports: str | None = None,
+    ssh_config: str | None = None,
     json: bool = False,
     settle: Any = None,
     check_timeout: Any = None,
@@ -112,12 +117,13 @@ def _request(
     max_fail_percent: Any = None,
     **options: Any,
 ) -> jobs.FleetRequest:
+    config = load_config()
     request = jobs.FleetRequest(
         hosts=hosts,
-        inventory=[Path(p) for p in inventory or []] or [jobs.DEFAULT_INVENTORY],
-        rules=[Path(p) for p in rules or []],
-        reports=Path(reports),
-        ssh_config=ssh_config or None,
+        inventory=config.inventory_paths(inventory),
+        rules=config.rules_paths(rules),
+        reports=config.reports_dir(reports),
+        ssh_config=config.ssh_config_file(ssh_config),
         overrides={
             "settle_seconds": _num(settle),
             "check_timeout": _num(check_timeout),
@@ -126,6 +132,7 @@ def _request(
         json_output=json,
         webhook=webhook or os.environ.get(WEBHOOK_ENV) or None,
         max_fail_percent=_num(max_fail_percent),
+        last_run_file=LAST_RUN_FILE,
         **options,
     )
     if blast_radius is not None:
@@ -147,8 +154,8 @@ def premarket(
     check_timeout: float | None = None,
     host_deadline: float | None = None,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
     force: bool = False,
     blast_radius: float | None = None,
@@ -187,8 +194,8 @@ def recover(
     check_timeout: float | None = None,
     host_deadline: float | None = None,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
     force: bool = False,
     blast_radius: float | None = None,
@@ -216,8 +223,8 @@ def deploy(
     remove: bool = False,
     forks: int = 32,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
 ) -> int:
     """Install the on-host runner, crontab block, permissions and log rotation, so hosts heal themselves."""
@@ -232,8 +239,8 @@ def collect(
     inventory: list[str] | None = None,
     forks: int = 32,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
 ) -> int:
     """Bring home each host's logs, alert files and cron-run journals without running any check."""
@@ -258,8 +265,8 @@ def hold(
     inventory: list[str] | None = None,
     forks: int = 32,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
 ) -> int:
     """Put hosts on maintenance hold: premarket, recover and cron skip them until it expires."""
@@ -276,8 +283,8 @@ def release(
     inventory: list[str] | None = None,
     forks: int = 32,
     accept_new_host_keys: bool = False,
-    ssh_config: str = "~/.ssh/config",
-    reports: str = "reports",
+    ssh_config: str | None = None,
+    reports: str | None = None,
     json: bool = False,
 ) -> int:
     """Lift a maintenance hold now."""
@@ -288,7 +295,7 @@ def release(
     help={key: HELP[key] for key in ("hosts", "inventory", "ssh_config")}, iterable=["inventory"], auto_shortflags=False
 )
 @_guard
-def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config: str = "~/.ssh/config") -> int:
+def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config: str | None = None) -> int:
     """List the hosts a pattern selects, each setting's effective value and where it came from."""
     return jobs.show_inventory(_request(hosts, inventory=inventory, ssh_config=ssh_config))
 
@@ -299,7 +306,7 @@ def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config
         "host": "show one host in detail (with --history: that host's runs)",
         "history": "the fleet's outcomes across runs, cron runs included; flapping hosts flagged",
         "json": "print the run's report.json (docs/report.schema.json) instead of the recap",
-        "reports": "report folder",
+        "reports": f"report folder (default: the last run's from this directory, else {CONFIG_FILE}'s, else reports/)",
     }
 )
 @_guard
@@ -308,11 +315,19 @@ def report(
     run: str | None = None,
     host: str | None = None,
     history: bool = False,
-    reports: str = "reports",
+    reports: str | None = None,
     json: bool = False,
 ) -> int:
-    """Show the latest run's recap, one host's timeline and files, or the fleet's history."""
-    return jobs.show_report(Path(reports), run_id=run, host=host, history=history, json_output=json)
+    """Show a run's recap (the last one started here), one host's timeline and files, or the history."""
+    return jobs.show_report(
+        Path(reports) if reports is not None else None,
+        run_id=run,
+        host=host,
+        history=history,
+        json_output=json,
+        config=load_config(),
+        last_run_file=LAST_RUN_FILE,
+    )
 
 
 def build_namespace() -> Collection:
@@ -326,6 +341,14 @@ def build_namespace() -> Collection:
 namespace = build_namespace()
 
 
+def program() -> Program:
+    """The ``guardian`` program: the same tasks as ``invoke``. ``--version`` names the agent
+    bundle's digest too, as the on-host runner's ``--version`` does, so the two can be compared."""
+    return Program(
+        namespace=namespace, version=f"{VERSION} (bundle {bundle_digest()})", name="Guardian", binary="guardian"
+    )
+
+
 def main() -> None:
-    """Entry point of the ``guardian`` console script: the same tasks as ``invoke``."""
-    Program(namespace=namespace, version=VERSION, name="Guardian", binary="guardian").run()
+    """Entry point of the ``guardian`` console script."""
+    program().run()

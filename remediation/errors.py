@@ -28,6 +28,11 @@ class InventoryError(GuardianError):
         self.detail = message
 
 
+class ConfigError(InventoryError):
+    """``guardian.yaml`` is malformed (an unknown key, a value of the wrong type): names the
+    file, line and key."""
+
+
 class HostSelectionError(GuardianError):
     """A ``--hosts`` pattern names nothing that exists."""
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from .agent.plan import OK_OUTCOMES
+from .config import DEFAULT_INVENTORY, DEFAULT_REPORTS, GuardianConfig
 from .errors import GuardianError, InventoryError, ReportError
 from .execution.fleet import DEFAULT_FORKS, run_fleet
 from .execution.hostrun import JobOptions
@@ -26,12 +28,9 @@ from .inventory.hosts import HostSpec, Inventory, load_inventory
 from .reporting.alerts import alert_messages, send_webhook
 from .reporting.history import history_table, load_history, write_history_html
 from .reporting.html import write_run_html
-from .reporting.render import ProgressView, host_view, inventory_view, run_view, to_text
-from .reporting.report import ReportStore, RunReport, new_run_id
+from .reporting.render import ProgressView, host_view, inventory_view, output_console, run_view, to_text
+from .reporting.report import LastRun, ReportStore, RunReport, new_run_id, recall_last_run, remember_last_run
 from .rules import load_rules, rules_data
-
-DEFAULT_INVENTORY = Path("inventory")
-DEFAULT_REPORTS = Path("reports")
 
 
 @dataclass
@@ -61,6 +60,7 @@ class FleetRequest:
     webhook: str | None = None
     hold_seconds: float = 0.0
     hold_reason: str = ""
+    last_run_file: Path | None = None  # record the run here for `invoke report` (the CLI: cwd)
 
 
 ONLY_ALIASES = {"uw": "uw_socket", "sip": "alpaca_sip_delay", "alpaca": "alpaca_sip_delay"}
@@ -174,6 +174,11 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
             notify=progress.notice,
         )
     store.save_last_failed([h.host for h in report.hosts if h.outcome not in OK_OUTCOMES])
+    if request.last_run_file is not None:
+        try:
+            remember_last_run(request.last_run_file, request.reports, report)
+        except ReportError as exc:
+            console.print(Text(f"warning: `invoke report` will not find this run by default: {exc}", style="yellow"))
     try:
         write_run_html(store, report)
         write_history_html(store)
@@ -194,7 +199,7 @@ def premarket(
     request: FleetRequest, *, command: str = "premarket", console: Console | None = None, action: str = "run"
 ) -> int:
     """Run the job and print the recap (or JSON). Returns the documented exit code."""
-    console = console or Console()
+    console = console or output_console()
     quiet = Console(quiet=True) if request.json_output else console
     report = run_job(request, command=command, console=quiet, action=action)
     store = ReportStore(request.reports)
@@ -234,7 +239,7 @@ def collect(request: FleetRequest, *, console: Console | None = None) -> int:
 
 def show_inventory(request: FleetRequest, *, console: Console | None = None) -> int:
     """Print the hosts a pattern selects with every effective setting and where it came from."""
-    console = console or Console()
+    console = console or output_console()
     inventory, hosts = select_hosts(request)
     ssh_config = _ssh_config(request.ssh_config)
     for host in hosts:
@@ -266,23 +271,90 @@ def _ssh_config(path: str | None) -> Any:
     return paramiko.SSHConfig.from_path(str(Path(path).expanduser()))
 
 
+@dataclass(frozen=True)
+class ReportsChoice:
+    """The reports folder ``invoke report`` reads, why that one, and the run it shows by default."""
+
+    root: Path
+    why: str  # "--reports", the guardian.yaml path, "default", or the last-run pointer
+    run_id: str | None = None  # the run the last command from this directory wrote
+    note: str = ""  # said before the report: e.g. the last run's folder is gone
+
+
+def choose_reports(flag: Path | None, *, config: GuardianConfig, last: LastRun | None) -> ReportsChoice:
+    """``--reports`` if given; else the folder (and run) the last fleet command from this
+    directory wrote, if that folder still exists; else guardian.yaml's ``reports``; else
+    ``reports/``."""
+    if flag is not None:
+        return ReportsChoice(flag, "--reports")
+    note = ""
+    if last is not None:
+        if last.reports.is_dir():
+            return ReportsChoice(last.reports, "the last run started from this directory", last.run_id)
+        note = f"the last run started from this directory ({last.run_id}) wrote to {last.reports}, which is gone"
+    if config.reports is not None:
+        return ReportsChoice(config.reports, str(config.path), note=note)
+    return ReportsChoice(DEFAULT_REPORTS, "default", note=note)
+
+
+def shown_run_line(report: RunReport, choice: ReportsChoice, *, asked: bool) -> str:
+    """The line printed before every shown run: which run, from which folder, and why that one."""
+    when = f"started {report.started_at or '?'}"
+    if report.finished_at:
+        when += f", finished {report.finished_at}"
+    if report.interrupted:
+        when += ", interrupted"
+    elif not report.complete:
+        when += ", incomplete"
+    if asked:
+        how = "the run asked for with --run"
+    elif choice.run_id == report.run_id:
+        how = "the last run started from this directory"
+    else:
+        how = "the latest complete run there"
+    where = "" if choice.why in (how, "--reports") else f"; folder from {choice.why}"
+    return f"showing run {report.run_id} ({report.command}, {when}) from {choice.root}: {how}{where}"
+
+
 def show_report(
-    reports: Path,
+    reports: Path | None,
     *,
     run_id: str | None = None,
     host: str | None = None,
     history: bool = False,
     json_output: bool = False,
     console: Console | None = None,
+    config: GuardianConfig | None = None,
+    last_run_file: Path | None = None,
 ) -> int:
-    """Print a stored run (latest by default), one host's detail, or the fleet's history."""
-    console = console or Console()
-    store = ReportStore(reports)
+    """Print a stored run, one host's detail, or the fleet's history, always saying which run
+    (and folder) it is: the latest by default, or the one the last command here wrote.
+
+    Args:
+        reports: ``--reports``; None lets :func:`choose_reports` pick the folder.
+        last_run_file: the pointer the fleet commands write (the CLI: in the current directory);
+            None: not consulted.
+    """
+    console = console or output_console()
+    info = output_console(stderr=True) if json_output else console  # keep stdout pure JSON
+    last = recall_last_run(last_run_file) if last_run_file is not None else None
+    choice = choose_reports(reports, config=config or GuardianConfig(), last=last)
+    store = ReportStore(choice.root)
+    if choice.note:
+        info.print(Text(f"note: {choice.note}", style="yellow"))
     if history:
+        info.print(Text(f"history of the runs in {store.root} (folder from {choice.why})"))
         console.print(history_table(load_history(store, host=host)))
-        console.print(f"[dim]fleet timeline: {store.root / 'index.html'}[/]")
+        console.print(Text(f"fleet timeline: {store.root / 'index.html'}", style="dim"))
         return 0
-    report = store.load(run_id)
+    try:
+        report = store.load(run_id or choice.run_id)
+    except ReportError:
+        if run_id is not None or choice.run_id is None:
+            raise
+        info.print(Text(f"note: run {choice.run_id} is no longer in {store.root}; showing the latest", style="yellow"))
+        report = store.load(None)
+    info.print(Text(shown_run_line(report, choice, asked=run_id is not None)), highlight=False)
     if json_output:
         data = report.to_dict()
         if host is not None:

@@ -162,6 +162,7 @@ def test_stale_lock_and_live_lock(supervised):
 
     out = fault(supervised, "live-lock").stdout
     holder = int(out.split()[-1])
+    assert out.splitlines() == [f"live lock state/orders.lock held by pid {holder}"]  # no bare pid line
     assert alive(holder)
     assert (supervised / "state" / "orders.lock").read_text().split()[0] == str(holder)
     res = check(supervised)

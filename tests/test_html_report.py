@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remediation.reporting.history import history_table, load_history, render_history_html, write_history_html
-from remediation.reporting.html import host_anchor, write_run_html
+from remediation.reporting.html import CSP, host_anchor, write_run_html
 from remediation.reporting.render import to_text
 from remediation.reporting.report import CollectedFile, HostReport, ReportStore, RunReport
 
@@ -406,3 +408,35 @@ def test_screenshot_of_a_realistic_run(tmp_path: Path) -> None:
     if os.environ.get("GUARDIAN_SCREENSHOTS"):  # refresh the documentation's screenshot
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(out, DOCS / "report-screenshot.png")
+
+
+SCROLL_PROBE = """window.addEventListener('load', function () {
+  var b = document.querySelector('pre.tail');
+  document.documentElement.setAttribute('data-scroll', [b.scrollTop, b.scrollHeight, b.clientHeight].join(' '));
+});"""
+
+
+def test_output_box_opens_scrolled_to_its_end(tmp_path: Path) -> None:
+    """The check output box shows its last lines on load, where the failure is (a test probe,
+    allowed by its own hash next to the page's, reads the box's scroll position in the browser)."""
+    chromium = _chromium()
+    store = ReportStore(tmp_path / "reports")
+    report = realistic()
+    flood = "".join(f"{i:05d} filler line of a flooding health check\n" for i in range(300))
+    report.hosts[0].before = {**(report.hosts[0].before or {}), "tail": flood + "[FAIL] the last line\n"}
+    page = write_run_html(store, report)
+    probe_hash = base64.b64encode(hashlib.sha256(SCROLL_PROBE.encode()).digest()).decode()
+    text = page.read_text(encoding="utf-8")
+    assert CSP in text
+    probed = text.replace(CSP, CSP.replace("script-src ", f"script-src 'sha256-{probe_hash}' "))
+    probed = probed.replace("</body>", f"<script>{SCROLL_PROBE}</script></body>")
+    probe = page.with_name("probe.html")
+    probe.write_text(probed, encoding="utf-8")
+    dom = _dom(chromium, tmp_path / "profile", probe)
+    head = re.search(r"<html[^>]*>", dom)
+    assert head is not None and 'data-selfcheck="ok"' in head.group(0), head
+    found = re.search(r'data-scroll="(\d+) (\d+) (\d+)"', head.group(0))
+    assert found, head.group(0)
+    top, height, client = (int(v) for v in found.groups())
+    assert height > client > 0, (top, height, client)  # the box overflows: 40 lines in a 360 px box
+    assert top + client >= height - 1, (top, height, client)

@@ -274,6 +274,7 @@ def test_ctrl_c_writes_a_complete_report_and_frees_the_host(fleet: Lab, tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        cwd=tmp_path,  # the CLI reads guardian.yaml and writes its last-run pointer in its cwd
     )
     try:
         deadline = time.monotonic() + 30

@@ -7,7 +7,7 @@ Kinds:
   uw          SIGUSR1 to the UW daemon (status -> socket_error)
   sip         SIGUSR1 to the trading bot (status -> sip_delay)
   stale-lock  write state/metadata.lock holding a dead pid, mtime 2 h ago
-  live-lock   start a detached holder of state/orders.lock (flock); prints its pid
+  live-lock   start a detached holder of state/orders.lock (flock); says its pid
   kill        SIGKILL the UW daemon
   hang        touch state/.fault_hang (health check hangs)
   flood       touch state/.fault_flood (health check floods stdout)
@@ -85,7 +85,6 @@ def live_lock(root, state):
         if read_pid(lock) == proc.pid:
             write_atomic(os.path.join(state, HOLDER_FILE), f"{proc.pid}\n")
             print(f"live lock state/orders.lock held by pid {proc.pid}")
-            print(proc.pid)
             return 0
         if proc.poll() is not None:
             break

@@ -33,6 +33,7 @@ Emit = Callable[[Dict[str, Any]], None]
 RUNNER_NAME = "guardian-runner.py"
 CONFIG_NAME = "config.json"
 LOGROTATE_NAME = "logrotate.conf"
+LOGROTATE_STATE = "logrotate.state"  # written by logrotate for Guardian's rule, from the cron line
 
 
 def _sha(data: bytes) -> str:
@@ -87,7 +88,7 @@ def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict
     rotate = [
         "logrotate",
         "-s",
-        os.path.join(install_dir, "logrotate.state"),
+        os.path.join(install_dir, LOGROTATE_STATE),
         os.path.join(install_dir, LOGROTATE_NAME),
     ]
     lines.append(f"17 0 * * * {' '.join(_q(a) for a in rotate)} >/dev/null 2>&1")
@@ -218,6 +219,8 @@ class Installer:
                 new_cron = replace_block(current_cron, None)
                 for item in self.desired_files():
                     self.remove_file(str(item["path"]))
+                self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
+                self.remove_install_dir()
             else:
                 new_cron = replace_block(current_cron, render_block(self.cron_entries()))
                 self.ensure_dir(self.install_dir, 0o750)
@@ -313,6 +316,25 @@ class Installer:
             self.record(path, "remove")
             if not self.dry_run:
                 os.unlink(path)
+
+    def remove_install_dir(self) -> None:
+        """Take the install dir out once Guardian's own files are gone from it; never when it
+        holds anything else (the rest is listed in the report) or is not a plain directory."""
+        try:
+            st = os.lstat(self.install_dir)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            return
+        ours = {RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, LOGROTATE_STATE}
+        left = sorted(name for name in os.listdir(self.install_dir) if not (self.dry_run and name in ours))
+        if left:
+            shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+            self.record(self.install_dir, "unchanged", f"kept: it holds {shown}, which Guardian did not install")
+            return
+        self.record(self.install_dir, "remove", "empty directory")
+        if not self.dry_run:
+            os.rmdir(self.install_dir)
 
     def tighten_permissions(self) -> None:
         """Logs not world-readable; Guardian's state (journal, lock) private to the owner."""

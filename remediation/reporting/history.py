@@ -17,7 +17,7 @@ from rich.text import Text
 
 from ..errors import ReportError
 from .html import badge, esc, host_anchor, outcome_colours, page
-from .render import OUTCOME_STYLE, clean
+from .render import OUTCOME_STYLE, clean, fold_cells
 from .report import ReportStore, RunReport, atomic_write
 
 FLAP_CHANGES = 3
@@ -230,7 +230,7 @@ def history_table(history: History) -> Table:
     table.caption = f"{legend}  · no result; underlined: cron run on the host" if seen else "no runs yet"
     if history.skipped:
         table.caption += f"\nunreadable reports skipped: {', '.join(history.skipped)}"
-    return table
+    return fold_cells(table, keep_whole=(2,))
 
 
 def _host_runs_table(history: History, host: str) -> Table:
@@ -249,7 +249,7 @@ def _host_runs_table(history: History, host: str) -> Table:
             Text(cell.outcome, style=OUTCOME_STYLE.get(cell.outcome, "")),
             clean(detail),
         )
-    return table
+    return fold_cells(table, keep_whole=(3,))
 
 
 HISTORY_CSS = """

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from .render import clean
 from .report import HostReport, ReportStore, RunReport, atomic_write
+from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
 
 # outcome -> (text colour, background, solid colour for heat-map cells)
 OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
@@ -89,10 +90,12 @@ _KNOWN_RUN_FIELDS = frozenset(
         "guardian_version",
     }
 )
+_NO_SIGNATURE = '<span class="muted">no signature matched</span>'
 _GUARD_WORDS = re.compile(r"breaker|hold|incident|guard|quarantin|paused|suppress", re.IGNORECASE)
 
 # The page's only script. It is constant so the CSP can pin it by hash: an injected inline
-# script (were escaping ever to fail) would be refused by the browser. It records on <html
+# script (were escaping ever to fail) would be refused by the browser. It scrolls each check
+# output box to its end (the last lines are where a failure shows), and records on <html
 # data-selfcheck> "ok" once every element marked data-check exists and every in-page link has
 # a target, or "error: ..." on any script error, failed resource load or CSP violation.
 SELF_CHECK_JS = """(function () {
@@ -110,6 +113,8 @@ SELF_CHECK_JS = """(function () {
     fail('CSP ' + e.violatedDirective + ' ' + e.blockedURI);
   });
   document.addEventListener('DOMContentLoaded', function () {
+    var boxes = document.querySelectorAll('pre.tail');
+    for (var b = 0; b < boxes.length; b++) { boxes[b].scrollTop = boxes[b].scrollHeight; }
     var want = parseInt(d.getAttribute('data-expect') || '0', 10);
     var got = document.querySelectorAll('[data-check]').length;
     if (got !== want) { fail('expected ' + want + ' sections, found ' + got); return; }
@@ -282,42 +287,31 @@ def _action_result(result: Any) -> str:
     return f'<span class="r-{css_ident(str(result))}">{mark.get(str(result)) or esc(result)}</span>'
 
 
-def _timeline(host: HostReport) -> list[tuple[float, str, str, str]]:
-    """(sort key, when, what, result/reason) rows, already escaped, in the order things happened."""
-    phase_t: dict[str, float] = {}
-    rows: list[tuple[float, str, str, str]] = []
-    for p in host.phases:
-        t = _num(p.get("t"))
-        phase_t.setdefault(str(p.get("phase")), t)
-        rows.append((t, _clock(t), f'<span class="muted">phase</span> {esc(p.get("phase"))}', ""))
-    check_t = phase_t.get("check", 0.0)
-    if host.before:
-        sigs = ", ".join(esc(s) for s in host.matched_signatures) or '<span class="muted">no signature matched</span>'
-        rows.append((check_t + 0.0001, "", f"<b>check before</b>: {esc(_state(host.before))}", sigs))
-    for note in (host.plan or {}).get("notes", []):
-        rows.append((check_t + 0.0002, "", '<span class="muted">note</span>', esc(note)))
-    for action in host.actions:
-        t = _num(action.get("t"), check_t + 0.0003)
-        detail = f" {esc(action.get('detail'))}" if action.get("detail") else ""
-        why = f'<div class="why">why: {esc(action.get("reason", ""))}</div>' if action.get("reason") else ""
-        when = _clock(t) if action.get("t") else esc(action.get("at", ""))
-        what = f"<b>{esc(action.get('kind'))}</b> <code>{esc(action.get('target'))}</code>"
-        rows.append((t, when, what, f"{_action_result(action.get('result'))}{detail}{why}"))
-    if not host.actions and host.plan:
-        for action in host.plan.get("actions", []):
-            what = f"(planned) <b>{esc(action.get('kind'))}</b> <code>{esc(action.get('target'))}</code>"
-            rows.append((check_t + 0.0003, "", what, f'<div class="why">why: {esc(action.get("reason", ""))}</div>'))
-    if host.after:
-        t = phase_t.get("verify", check_t) + 0.0001
-        rows.append((t, "", f"<b>check after</b>: {esc(_state(host.after))}", esc(host.after.get("reason", ""))))
-    return sorted(rows, key=lambda row: row[0])
-
-
-def _num(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+def _timeline(host: HostReport) -> list[tuple[str, str, str]]:
+    """(when, what, result/reason) rows, already escaped, for each entry of the shared timeline."""
+    rows: list[tuple[str, str, str]] = []
+    for entry in timeline(host):
+        record = entry.record
+        if entry.kind == "phase":
+            rows.append((_clock(entry.when), f'<span class="muted">phase</span> {esc(record.get("phase"))}', ""))
+        elif entry.kind == "check":
+            sigs = ", ".join(esc(s) for s in host.matched_signatures)
+            rows.append(("", f"<b>check before</b>: {esc(_state(host.before))}", sigs or _NO_SIGNATURE))
+        elif entry.kind == "note":
+            rows.append(("", '<span class="muted">note</span>', esc(entry.text)))
+        elif entry.kind == "action":
+            detail = f" {esc(record.get('detail'))}" if record.get("detail") else ""
+            why = f'<div class="why">why: {esc(record.get("reason", ""))}</div>' if record.get("reason") else ""
+            when = _clock(entry.when) if entry.when is not None else esc(record.get("at", ""))
+            what = f"<b>{esc(record.get('kind'))}</b> <code>{esc(record.get('target'))}</code>"
+            rows.append((when, what, f"{_action_result(record.get('result'))}{detail}{why}"))
+        elif entry.kind == "planned":
+            what = f"(planned) <b>{esc(record.get('kind'))}</b> <code>{esc(record.get('target'))}</code>"
+            rows.append(("", what, f'<div class="why">why: {esc(record.get("reason", ""))}</div>'))
+        elif entry.kind == "after":
+            after = host.after or {}
+            rows.append(("", f"<b>check after</b>: {esc(_state(after))}", esc(after.get("reason", ""))))
+    return rows
 
 
 def _check_box(label: str, check: dict[str, Any] | None) -> str:
@@ -334,13 +328,38 @@ def _check_box(label: str, check: dict[str, Any] | None) -> str:
     )
 
 
-def _tail(check: dict[str, Any], lines: int) -> str:
-    """The check output's tail, with lines that matched a signature highlighted."""
-    hits = {str(m.get("line", "")).rstrip("\n") for m in check.get("matches", []) if m.get("line")}
-    out = []
-    for line in str(check.get("tail", "")).splitlines()[-lines:]:
-        out.append(f'<mark class="hit">{esc(line)}</mark>' if line in hits else esc(line))
-    return "<pre>" + "\n".join(out) + "</pre>"
+def _output_line(line: OutputLine) -> str:
+    more = f' <span class="muted">[{line.cut:,} more characters not shown]</span>' if line.cut else ""
+    return f'<mark class="hit">{esc(line.text)}</mark>{more}' if line.signatures else esc(line.text) + more
+
+
+def _output(label: str, excerpt: OutputExcerpt) -> str:
+    """A check's output: the lines that matched a signature (with line numbers and patterns)
+    first, then a bounded tail in a box the page scrolls to its end, where the failure usually is."""
+    size = f' <span class="sub">{excerpt.output_bytes:,} bytes</span>' if excerpt.output_bytes else ""
+    out = [f"<h3>{esc(label)}{size}</h3>"]
+    if excerpt.matched:
+        rows = [
+            (
+                esc(line.line_no if line.line_no is not None else "-"),
+                ", ".join(
+                    f"<b>{esc(name)}</b> <code>{esc(pattern)}</code>"
+                    for name, pattern in zip(line.signatures, line.patterns)
+                ),
+                f"<code>{_output_line(line)}</code>",
+            )
+            for line in excerpt.matched
+        ]
+        out.append(
+            '<div class="muted">matched lines</div>'
+            + _table(["line", "signature and pattern", "output"], rows, num=(0,))
+        )
+    if excerpt.tail:
+        note = excerpt.omitted_note()
+        lines = ([f'<span class="muted">{esc(note)}</span>'] if note else []) + [_output_line(x) for x in excerpt.tail]
+        out.append(f'<div class="muted">{esc(excerpt.tail_title())}</div>')
+        out.append('<pre class="tail">' + "\n".join(lines) + "</pre>")
+    return "".join(out)
 
 
 def _guards(host: HostReport) -> str:
@@ -377,8 +396,8 @@ def _host_section(report: RunReport, host: HostReport, *, tail_lines: int) -> st
         f'<h2>{esc(host.host)} {badge(host.outcome)} <span class="sub">{esc(sub)}</span>'
         '<a class="toplink" href="#recap">↑ recap</a></h2>',
     ]
-    if host.reason:
-        out.append(f'<div class="reason">{esc(host.reason)}</div>')
+    if recap_reason(host):
+        out.append(f'<div class="reason">{esc(recap_reason(host))}</div>')
     out.append(_guards(host))
     if host.before or host.after:
         out.append(
@@ -389,31 +408,11 @@ def _host_section(report: RunReport, host: HostReport, *, tail_lines: int) -> st
     if rows:
         out.append("<h3>timeline (UTC)</h3>")
         out.append(
-            _table(
-                ["when", "what", "result / reason"], [(f'<span class="mono">{w}</span>', a, b) for _, w, a, b in rows]
-            )
+            _table(["when", "what", "result / reason"], [(f'<span class="mono">{w}</span>', a, b) for w, a, b in rows])
         )
-    matches = (host.before or {}).get("matches", [])
-    if matches:
-        out.append("<h3>matched signatures</h3>")
-        out.append(
-            _table(
-                ["signature", "pattern", "line", "output"],
-                [
-                    (
-                        f"<b>{esc(m.get('signature'))}</b>",
-                        f"<code>{esc(m.get('pattern'))}</code>",
-                        esc(m.get("line_no")),
-                        f"<code>{esc(m.get('line'))}</code>",
-                    )
-                    for m in matches
-                ],
-                num=(2,),
-            )
-        )
-    for label, check in (("check output before (tail)", host.before), ("check output after (tail)", host.after)):
-        if check and check.get("tail"):
-            out.append(f"<h3>{label}</h3>{_tail(check, tail_lines)}")
+    for label, check in (("check output before", host.before), ("check output after", host.after)):
+        if check and (check.get("tail") or check.get("matches")):
+            out.append(_output(label, output_excerpt(check, tail_lines=tail_lines)))
     if host.locks:
         out.append("<h3>locks</h3>")
         out.append(
@@ -517,7 +516,7 @@ def _recap(report: RunReport) -> str:
             f"<td>{badge(host.outcome)}</td>"
             f'<td class="nowrap">{esc(_state(host.before))}</td><td>{actions}</td>'
             f'<td class="nowrap">{esc(_state(host.after))}</td>'
-            f'<td class="num">{host.duration:.1f}s</td><td>{esc(host.reason)}</td></tr>'
+            f'<td class="num">{host.duration:.1f}s</td><td>{esc(recap_reason(host))}</td></tr>'
         )
     head = "".join(
         f"<th{' class=num' if h == 'time' else ''}>{h}</th>"
@@ -551,12 +550,12 @@ def _counts(report: RunReport) -> str:
     return " ".join(f"{badge(o)}&nbsp;&times;{n}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def render_run_html(report: RunReport, *, tail_lines: int = 40) -> str:
+def render_run_html(report: RunReport, *, tail_lines: int = TAIL_LINES) -> str:
     """One run as a self-contained HTML page: recap table, then one section per host.
 
     Args:
         report: The run.
-        tail_lines: How many lines of each check output's tail to show.
+        tail_lines: How many lines of each check output's tail to show (after its matched lines).
 
     Returns:
         The HTML document.

@@ -8,6 +8,7 @@ sequences cannot corrupt the operator's terminal.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
@@ -23,6 +24,7 @@ from rich.text import Text
 
 from ..agent.plan import OK_OUTCOMES
 from .report import HostReport, RunReport
+from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
 
 OUTCOME_STYLE = {
     "healthy": "green",
@@ -48,6 +50,8 @@ OUTCOME_STYLE = {
     "released": "green",
     "skipped": "yellow",
 }
+#: The console width when no terminal is attached: wide enough that no table row wraps.
+PIPE_WIDTH = 1000
 EXIT_CODES_HELP = (
     "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected; 130: interrupted"
 )
@@ -57,6 +61,31 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def clean(text: str) -> str:
     """Make control characters (ANSI escapes included) visible instead of interpreting them."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def output_console(*, stderr: bool = False) -> Console:
+    """The console a command prints its tables to.
+
+    On a terminal, the terminal's width (and cells fold rather than being cut, see
+    :func:`fold_cells`). Anywhere else (piped, redirected to a file, cron, CI) Rich would assume
+    80 columns and wrap every row: unless ``COLUMNS`` says otherwise, the width is then
+    unbounded in practice, so each row stays on one line, whole, for grep and for the record.
+    """
+    console = Console(stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+def fold_cells(table: Table, *, keep_whole: Sequence[int] = ()) -> Table:
+    """Make ``table`` complete at any width: long cells fold onto more lines instead of ending in
+    "…", and the columns in ``keep_whole`` (outcomes, names) are the last to be narrowed, so
+    they fold only when nothing else can give way. Returns the table."""
+    for index, column in enumerate(table.columns):
+        column.overflow = "fold"
+        if index in keep_whole:
+            column.no_wrap = True
+    return table
 
 
 def outcome_text(outcome: str) -> Text:
@@ -101,7 +130,7 @@ def recap_table(report: RunReport) -> Table:
             outcome_text(host.outcome),
             f"{host.duration:.1f}s",
         )
-    return table
+    return fold_cells(table, keep_whole=(4,))
 
 
 def deploy_table(report: RunReport) -> Table:
@@ -115,7 +144,7 @@ def deploy_table(report: RunReport) -> Table:
         failed = [f"{c['check']}: {c['detail']}" for c in host.preflight if not c.get("ok")]
         preflight = "\n".join(failed) if failed else ("ok" if host.preflight else "")
         table.add_row(host.host, outcome_text(host.outcome), clean(changes), clean(preflight), f"{host.duration:.1f}s")
-    return table
+    return fold_cells(table, keep_whole=(1,))
 
 
 def diffs_block(report: RunReport) -> RenderableType:
@@ -141,16 +170,19 @@ def collect_table(report: RunReport) -> Table:
         table.add_row(
             host.host, outcome_text(host.outcome), str(len(host.cron_runs)), clean(last_text), str(len(host.files))
         )
-    return table
+    return fold_cells(table, keep_whole=(1,))
 
 
 def reasons_block(report: RunReport) -> RenderableType:
-    """One line per host that is not ok, saying why (unreachable, busy, ...)."""
+    """One line per host that is not ok (why: unreachable, busy, ...), was healed (what was
+    done) or had a restart blocked by its breaker; healthy hosts need no line."""
     lines = Text()
     for host in report.hosts:
-        if host.outcome not in OK_OUTCOMES and host.reason:
+        reason = recap_reason(host)
+        shown = host.outcome not in OK_OUTCOMES or host.outcome == "healed" or "breaker open" in reason
+        if shown and reason:
             lines.append(f"{host.host}: ", style="bold")
-            lines.append(clean(host.reason) + "\n")
+            lines.append(clean(reason) + "\n")
     return lines
 
 
@@ -182,33 +214,33 @@ def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
     return Group(*parts)
 
 
-def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> RenderableType:
-    """One host: timeline of phases and actions with reasons, check output tail, files."""
+def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LINES) -> RenderableType:
+    """One host: timeline of phases and actions with reasons, each check's matched lines and
+    output tail, files."""
     head = Text()
     head.append(f"{host.host} ", style="bold")
     head.append(f"({host.address}, {host.transport}, run {report.run_id}) ")
     head.append_text(outcome_text(host.outcome))
-    if host.reason:
-        head.append(f"\n{clean(host.reason)}")
+    if recap_reason(host):
+        head.append(f"\n{clean(recap_reason(host))}")
     timeline = Table(title="timeline", show_edge=False, expand=False)
     timeline.add_column("when (UTC)")
     timeline.add_column("what")
     timeline.add_column("result / reason")
-    for _, when, what, detail in _timeline_rows(host):
+    for when, what, detail in _timeline_rows(host):
         timeline.add_row(_clock(when), clean(what), clean(detail))
-    parts: list[RenderableType] = [head, timeline]
+    parts: list[RenderableType] = [head, fold_cells(timeline, keep_whole=(0,))]
     for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
-        if check and check.get("tail"):
-            lines = str(check["tail"]).splitlines()[-tail_lines:]
-            parts.append(Panel(Text(clean("\n".join(lines))), title=label, expand=False))
+        if check and (check.get("tail") or check.get("matches")):
+            parts.append(output_block(label, output_excerpt(check, tail_lines=tail_lines)))
     if host.files:
         files = Table(title="collected files", show_edge=False)
         files.add_column("file")
         files.add_column("size", justify="right")
         files.add_column("sha256")
         for f in host.files:
-            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256[:16])
-        parts.append(files)
+            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256)
+        parts.append(fold_cells(files))
     if host.cron_runs:
         runs = Table(title="cron runs on the host (newest first)", show_edge=False)
         runs.add_column("run")
@@ -217,7 +249,7 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
         for run in host.cron_runs:
             actions = ", ".join(f"{a.get('kind')} {a.get('target')}: {a.get('result')}" for a in run.get("actions", []))
             runs.add_row(str(run.get("run_id")), outcome_text(str(run.get("outcome"))), clean(actions or "-"))
-        parts.append(runs)
+        parts.append(fold_cells(runs, keep_whole=(1,)))
     if host.busy_holder:
         parts.append(Text(f"lock holder: {host.busy_holder}"))
     for warning in host.warnings:
@@ -225,34 +257,61 @@ def host_view(report: RunReport, host: HostReport, *, tail_lines: int = 20) -> R
     return Group(*parts)
 
 
-def _timeline_rows(host: HostReport) -> list[tuple[float, float | None, str, str]]:
-    """Phases, check results, notes and actions in the order they happened."""
-    phase_t = {str(p.get("phase")): float(p.get("t", 0)) for p in host.phases}
-    check_t = phase_t.get("check", 0.0)
-    rows: list[tuple[float, float | None, str, str]] = [
-        (float(p.get("t", 0)), float(p.get("t", 0)), f"phase {p.get('phase')}", "") for p in host.phases
-    ]
-    if host.before:
-        rows.append(
-            (
-                check_t + 0.0001,
-                None,
-                f"check before: {_state(host.before)}",
-                ", ".join(host.matched_signatures),
+def _output_line(line: OutputLine) -> str:
+    more = f" [{line.cut:,} more characters not shown]" if line.cut else ""
+    return clean(line.text) + more
+
+
+def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
+    """A check's output: the lines that matched a signature (with their line numbers) first,
+    then a bounded tail that says how much it leaves out, so a flood never buries the signal."""
+    parts: list[RenderableType] = []
+    size = f" — {excerpt.output_bytes:,} bytes of output" if excerpt.output_bytes else ""
+    parts.append(Text(f"{label}{size}", style="bold"))
+    if excerpt.matched:
+        matched = Table(title="matched lines", title_justify="left", show_edge=False, expand=False)
+        matched.add_column("line", justify="right", no_wrap=True)
+        matched.add_column("signature")
+        matched.add_column("output")
+        for line in excerpt.matched:
+            matched.add_row(
+                str(line.line_no) if line.line_no is not None else "-",
+                clean(", ".join(f"{name} /{pattern}/" for name, pattern in zip(line.signatures, line.patterns))),
+                _output_line(line),
             )
-        )
-    for note in (host.plan or {}).get("notes", []):
-        rows.append((check_t + 0.0002, None, "note", str(note)))
-    for action in host.actions:
-        t = float(action.get("t", check_t + 0.0003))
-        result = f"{action.get('result')}: {action.get('detail', '')} — why: {action.get('reason', '')}"
-        rows.append((t, t, f"{action.get('kind')} {action.get('target')}", result))
-    if not host.actions and host.plan:
-        for action in host.plan.get("actions", []):
-            rows.append((check_t + 0.0003, None, f"(planned) {action['kind']} {action['target']}", action["reason"]))
-    if host.after:
-        rows.append((phase_t.get("verify", check_t) + 0.0001, None, f"check after: {_state(host.after)}", ""))
-    return sorted(rows, key=lambda row: row[0])
+        parts.append(fold_cells(matched, keep_whole=(0,)))
+    if excerpt.tail:
+        body = Text()
+        if excerpt.omitted_note():
+            body.append(excerpt.omitted_note() + "\n", style="dim")
+        for index, line in enumerate(excerpt.tail):
+            body.append(_output_line(line), style="bold yellow" if line.signatures else "")
+            if index < len(excerpt.tail) - 1:
+                body.append("\n")
+        parts.append(Text(excerpt.tail_title()))  # not the panel's title: a title is cut to the panel's width
+        parts.append(Panel(body, expand=False))
+    return Group(*parts)
+
+
+def _timeline_rows(host: HostReport) -> list[tuple[float | None, str, str]]:
+    """(when, what, result / reason) for each entry of the shared timeline, in its order."""
+    rows: list[tuple[float | None, str, str]] = []
+    for entry in timeline(host):
+        record = entry.record
+        if entry.kind == "phase":
+            rows.append((entry.when, f"phase {record.get('phase')}", ""))
+        elif entry.kind == "check":
+            rows.append((None, f"check before: {_state(host.before)}", ", ".join(host.matched_signatures)))
+        elif entry.kind == "note":
+            rows.append((None, "note", entry.text))
+        elif entry.kind == "action":
+            result = f"{record.get('result')}: {record.get('detail', '')} — why: {record.get('reason', '')}"
+            rows.append((entry.when, f"{record.get('kind')} {record.get('target')}", result))
+        elif entry.kind == "planned":
+            rows.append((None, f"(planned) {record.get('kind')} {record.get('target')}", str(record.get("reason", ""))))
+        elif entry.kind == "after":
+            rows.append((None, f"check after: {_state(host.after)}", ""))
+    return rows
 
 
 def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequence[tuple[str, str, str]]) -> Table:
@@ -264,7 +323,7 @@ def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequ
     table.add_column("from", style="dim")
     for key, value, source in rows:
         table.add_row(key, clean(value), clean(source))
-    return table
+    return fold_cells(table)
 
 
 def _clock(ts: Any) -> str:

@@ -242,3 +242,44 @@ class ReportStore:
             raise ReportError(f"no report for run {run_id!r} in {self.root} (latest: {known})") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ReportError(f"{path} is not a valid Guardian report: {exc}") from None
+
+
+#: In the directory a command runs in: which reports folder and run the last command there wrote,
+#: so that ``invoke report`` after ``premarket --reports DIR`` shows that run, not an older one.
+LAST_RUN_FILE = Path(".guardian-last-run.json")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The run the last fleet command started from this directory wrote, and where."""
+
+    reports: Path
+    run_id: str
+    command: str = ""
+    started_at: str = ""
+
+
+def remember_last_run(pointer: Path, reports: Path, report: RunReport) -> None:
+    """Record ``report``'s folder in ``pointer`` (atomically; the folder as an absolute path)."""
+    data = {
+        "reports": str(reports.expanduser().resolve()),
+        "run_id": report.run_id,
+        "command": report.command,
+        "started_at": report.started_at,
+    }
+    atomic_write(pointer, (json.dumps(data, indent=2) + "\n").encode(), mode=0o644)
+
+
+def recall_last_run(pointer: Path) -> LastRun | None:
+    """The run ``pointer`` names, or None when there is none or it is unreadable: a missing,
+    damaged or hand-edited pointer never stops ``invoke report``, it is just not used."""
+    try:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+        return LastRun(
+            reports=Path(str(data["reports"])),
+            run_id=str(data["run_id"]),
+            command=str(data.get("command", "")),
+            started_at=str(data.get("started_at", "")),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
