@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .agent.plan import OK_OUTCOMES
+from .agent.outcomes import OK_OUTCOMES
 from .config import DEFAULT_INVENTORY, DEFAULT_REPORTS, GuardianConfig
 from .errors import GuardianError, InventoryError, ReportError
 from .execution.fleet import DEFAULT_FORKS, run_fleet

@@ -6,12 +6,12 @@ import pytest
 
 from remediation.agent.guards import active_hold, breaker_open
 from remediation.agent.locks import LockInfo, LockVerdict, judge
+from remediation.agent.outcomes import exit_code_for
 from remediation.agent.plan import (
     Plan,
     PlannedAction,
     check_state,
     decide,
-    exit_code_for,
     final_outcome,
     outcome_reason,
 )

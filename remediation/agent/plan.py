@@ -15,37 +15,6 @@ from .signatures import Signature, SignatureMatch
 
 HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED = "healthy", "degraded", "unhealthy", "unexpected"
 
-#: Host outcomes, as shown in the recap and report.json.
-OUTCOMES = (
-    "healthy",
-    "healed",
-    "still-degraded",
-    "still-unhealthy",
-    "unexpected",
-    "degraded",  # dry-run only: what the check said, nothing was changed
-    "unhealthy",  # dry-run only
-    "busy",
-    "failed",
-    "interrupted",
-    "unreachable",
-    "host-key-rejected",
-    # deploy and collect
-    "changed",
-    "unchanged",
-    "would-change",
-    "removed",
-    "preflight-failed",
-    "collected",
-    "held",
-    "released",
-    "skipped",
-    "deferred",  # survey only, never final
-)
-OK_OUTCOMES = frozenset(
-    {"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected", "held", "released"}
-)
-UNREACHABLE_OUTCOMES = frozenset({"unreachable", "host-key-rejected"})
-
 
 @dataclass(frozen=True)
 class CheckState:
@@ -253,16 +222,3 @@ def outcome_reason(outcome: str, after: Optional[CheckState], plan: Plan, failed
         left_alone = [n for n in plan.notes if not n.startswith("no known failure signature")]
         return why + (f"; left alone: {'; '.join(left_alone)}" if left_alone else "")
     return plan.notes[0] if plan.notes and not plan.actions else ""
-
-
-#: The exit code of a run the operator interrupted (128 + SIGINT, as shells report it).
-EXIT_INTERRUPTED = 130
-
-
-def exit_code_for(outcomes: Sequence[str]) -> int:
-    """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok, else 0."""
-    if any(o in UNREACHABLE_OUTCOMES for o in outcomes):
-        return 4
-    if any(o not in OK_OUTCOMES for o in outcomes):
-        return 2
-    return 0

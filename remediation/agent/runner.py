@@ -32,6 +32,7 @@ from .guards import (
 from .hostlock import HostBusy, HostLock
 from .locks import LockDirError, LockVerdict, judge, probe_locks, remove_lock
 from .managers import ManagerError, ServiceSpec, ServiceState, SignalManager, make_manager
+from .outcomes import DEPLOY_OK, RUNNER_OK
 from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_outcome, outcome_reason
 from .signatures import RuleError, load_signatures
 from .watch import ControllerGone, ControllerWatch, StopRequested
@@ -766,7 +767,7 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             from .deploy import Installer  # only deploy needs it: keeps every other run's start-up small
 
             record = Installer(config, emit).run()
-            return 0 if record["outcome"] in ("changed", "unchanged", "would-change", "removed") else 2
+            return 0 if record["outcome"] in DEPLOY_OK else 2
         runner = Runner(config, emit, watch)
     except (RuleError, ManagerError, ValueError) as exc:
         emit({"event": "result", "outcome": "failed", "reason": f"bad runner config: {exc}"})
@@ -777,4 +778,4 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
     if action in ("hold", "release"):
         return runner.change_hold(action)
     record = runner.run()
-    return 0 if record["outcome"] in ("healthy", "healed") else 2
+    return 0 if record["outcome"] in RUNNER_OK else 2

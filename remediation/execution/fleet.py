@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from ..agent.plan import OK_OUTCOMES
+from ..agent.outcomes import OK_OUTCOMES
 from ..inventory.hosts import HostSpec, Inventory
 from ..reporting.report import HostReport, ReportStore, RunReport
 from .hostrun import HostRun, JobOptions, Progress

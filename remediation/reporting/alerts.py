@@ -11,9 +11,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from ..agent.outcomes import STILL_BAD_OUTCOMES
 from .report import RunReport
-
-_STILL_BAD = {"still-unhealthy", "still-degraded"}
 
 
 def alert_messages(report: RunReport) -> list[str]:
@@ -34,7 +33,7 @@ def alert_messages(report: RunReport) -> list[str]:
                     f":no_entry: Guardian {report.run_id}: breaker OPEN on {host.host} for {action.get('target')}: "
                     f"{breaker.get('description', '')}"
                 )
-        if host.outcome in _STILL_BAD:
+        if host.outcome in STILL_BAD_OUTCOMES:
             messages.append(f":warning: Guardian {report.run_id}: {host.host} is {host.outcome} after recovery")
     return messages
 

@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..agent.plan import OK_OUTCOMES
+from ..agent.outcomes import OK_OUTCOMES
 from .report import HostReport, RunReport
 from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agent import VERSION
-from ..agent.plan import EXIT_INTERRUPTED, exit_code_for
+from ..agent.outcomes import EXIT_INTERRUPTED, exit_code_for
 from ..errors import ReportError
 
 SCHEMA_VERSION = 1

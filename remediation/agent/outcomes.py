@@ -1,0 +1,73 @@
+"""Every outcome a host can end a run with, the sets the rest of Guardian reasons with, and the
+exit codes. The one definition, imported on both sides of the SSH boundary: the runner, the
+fleet, the views, the alerts and the report schema all read it from here.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, FrozenSet, Sequence, Tuple
+
+#: Each outcome with the line an operator reads about it (README, schema, view legends).
+DESCRIPTIONS: Dict[str, str] = {
+    "pending": "not finished yet (a report saved while the run is under way)",
+    "healthy": "the check passed; nothing was done",
+    "healed": "recovery ran and the re-check passed",
+    "still-degraded": "after recovery (or with it held back) the check still says degraded",
+    "still-unhealthy": "after recovery (or with it held back) the check still says unhealthy",
+    "unexpected": "the check failed in a way that triggers no recovery (odd exit code, timeout, missing)",
+    "degraded": "dry run: the check says degraded; nothing was changed",
+    "unhealthy": "dry run: the check says unhealthy; nothing was changed",
+    "busy": "another Guardian run held the host's lock",
+    "failed": "Guardian itself could not finish on this host (deadline, runner error)",
+    "interrupted": "the operator stopped the run (Ctrl-C) or a signal stopped the runner",
+    "unreachable": "no SSH session could be opened (or it was lost)",
+    "host-key-rejected": "the host's SSH key is unknown or changed",
+    "changed": "deploy changed files, crontab or permissions",
+    "unchanged": "deploy found everything as it should be",
+    "would-change": "deploy --dry-run: what it would change",
+    "removed": "deploy --remove took Guardian off the host",
+    "preflight-failed": "deploy's pre-flight found a problem; nothing was changed",
+    "collected": "collect brought the host's logs and journals home",
+    "held": "a maintenance hold is set: Guardian leaves the host alone",
+    "released": "the maintenance hold was lifted",
+    "skipped": "not started (a rolling recovery stopped early)",
+    "deferred": "survey only: checked, acting waits for the fleet-wide decision (never final)",
+}
+OUTCOMES: Tuple[str, ...] = tuple(DESCRIPTIONS)
+
+#: Outcomes that need nobody's attention.
+OK_OUTCOMES: FrozenSet[str] = frozenset(
+    {"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected", "held", "released"}
+)
+#: Outcomes where no command ran on the host.
+UNREACHABLE_OUTCOMES: FrozenSet[str] = frozenset({"unreachable", "host-key-rejected"})
+#: Outcomes that need an operator: everything not ok, unreachable ones included.
+ATTENTION_OUTCOMES: FrozenSet[str] = frozenset(OUTCOMES) - OK_OUTCOMES - {"pending", "deferred"}
+#: A host still broken after Guardian did what it could (alerted by webhook).
+STILL_BAD_OUTCOMES: FrozenSet[str] = frozenset({"still-degraded", "still-unhealthy"})
+#: The on-host runner's own exit code is 0 for these (premarket/recover and deploy).
+RUNNER_OK: FrozenSet[str] = frozenset({"healthy", "healed"})
+DEPLOY_OK: FrozenSet[str] = frozenset({"changed", "unchanged", "would-change", "removed"})
+
+EXIT_OK = 0
+EXIT_ATTENTION = 2
+EXIT_USAGE = 3
+EXIT_UNREACHABLE = 4
+#: The exit code of a run the operator interrupted (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+EXIT_CODES: Dict[int, str] = {
+    EXIT_OK: "every host ok",
+    EXIT_ATTENTION: "a host needs attention",
+    EXIT_USAGE: "nothing ran: the command line, inventory or rules are wrong",
+    EXIT_UNREACHABLE: "a host unreachable or its key rejected",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+def exit_code_for(outcomes: Sequence[str]) -> int:
+    """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok, else 0."""
+    if any(o in UNREACHABLE_OUTCOMES for o in outcomes):
+        return EXIT_UNREACHABLE
+    if any(o not in OK_OUTCOMES for o in outcomes):
+        return EXIT_ATTENTION
+    return EXIT_OK
