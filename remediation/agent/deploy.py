@@ -330,7 +330,7 @@ class Installer:
         left = sorted(name for name in os.listdir(self.install_dir) if not (self.dry_run and name in ours))
         if left:
             shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-            self.record(self.install_dir, "unchanged", f"kept: it holds {shown}, which Guardian did not install")
+            self.record(self.install_dir, "unchanged", f"kept: it still holds {shown}")
             return
         self.record(self.install_dir, "remove", "empty directory")
         if not self.dry_run:
