@@ -1,0 +1,123 @@
+"""Whether root may trust a file: the StrictModes rule, for what Guardian executes or reads as
+configuration.
+
+Root's cron runs Guardian's runner, which runs the app's health check (and hooks) and reads its
+config. If anyone but root (or the crontab's own user) can change one of those files, or any
+directory above it, a compromise of that account becomes root on the next cron tick. sshd
+refuses keys in such paths for the same reason (``StrictModes``). A path is trusted when it and
+every directory up to ``/`` are
+
+- owned by root or by one of the ``owners`` allowed (the crontab's user), and
+- not writable by group or others. One exception, for directories only: a root-owned sticky
+  directory such as ``/tmp`` (others may add entries there, but cannot rename or replace the
+  root-owned entry below it that the path goes through).
+
+Symlinks are followed the way ``open`` would follow them, and each step of the real path is
+checked. Read-only: nothing is changed here (see deploy's ``--fix-permissions``).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence
+
+
+@dataclass(frozen=True)
+class TrustProblem:
+    """One path that root must not trust, and why (written for an operator)."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.path} ({stat.filemode(self.mode)} uid {self.uid} gid {self.gid}): {self.why}"
+
+    def fix(self) -> str:
+        """The command an operator would run to make this path trustworthy."""
+        return f"chown root {self.path} && chmod go-w {self.path}"
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _judge(path: str, st: os.stat_result, owners: Sequence[int]) -> Optional[TrustProblem]:
+    allowed = {0, *owners}
+    if st.st_uid not in allowed:
+        return TrustProblem(
+            path,
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            f"owned by {_owner_name(st.st_uid)}, not by root or the runner's user",
+        )
+    sticky_root_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_root_dir:
+        who = (
+            "group and others"
+            if st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IWOTH
+            else ("its group" if st.st_mode & stat.S_IWGRP else "others")
+        )
+        return TrustProblem(path, st.st_mode, st.st_uid, st.st_gid, f"writable by {who}")
+    return None
+
+
+def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProblem]:
+    """Every reason root must not trust ``path`` (empty: trusted). A missing path is a problem too."""
+    allowed = tuple(owners)
+    problems: List[TrustProblem] = []
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError as exc:
+        return [TrustProblem(path, 0, -1, -1, f"cannot be checked: {exc.strerror}")]
+    if real != os.path.abspath(path):
+        link = os.path.abspath(path)
+        try:
+            link_st = os.lstat(link)
+            if stat.S_ISLNK(link_st.st_mode) and link_st.st_uid not in {0, *allowed}:
+                problems.append(
+                    TrustProblem(
+                        link, link_st.st_mode, link_st.st_uid, link_st.st_gid, "a symlink owned by another user"
+                    )
+                )
+        except OSError:
+            pass
+    problem = _judge(real, st, allowed)
+    if problem:
+        problems.append(problem)
+    current = os.path.dirname(real)
+    while True:
+        st = os.stat(current)
+        problem = _judge(current, st, allowed)
+        if problem:
+            problems.append(problem)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return problems
+
+
+def untrusted(paths: Iterable[str], *, owners: Iterable[int] = ()) -> List[TrustProblem]:
+    """The problems of every path, each directory reported once."""
+    seen = set()
+    found: List[TrustProblem] = []
+    allowed = tuple(owners)
+    for path in paths:
+        for problem in trust_problems(path, owners=allowed):
+            if problem.path not in seen:
+                seen.add(problem.path)
+                found.append(problem)
+    return found
