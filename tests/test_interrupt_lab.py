@@ -69,16 +69,28 @@ def action_started(lab: Lab, run_id: str, kind: str, *, finished: bool = False) 
     return seen
 
 
-def premarket(lab: Lab, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+NO_PIDFILES = {  # daemons that write no pid file where Guardian looks: restarts are confirmed by the manager
+    "services": {
+        "uw-daemon": {"program": "uw_flow_daemon.py", "pidfile": "state/none.pid"},
+        "trading-bot": {"program": "main.py", "pidfile": "state/none.pid"},
+    }
+}
+
+
+def premarket(lab: Lab, tmp_path: Path, *extra: str, pidfiles: bool = True) -> subprocess.Popen[str]:
     guardian = Path(sys.executable).parent / "guardian"
+    inventories = ["--inventory", str(lab.inventory_path)]
+    if not pidfiles:  # the supervisor and process-compose hosts; the signal style needs its pid file
+        override = tmp_path / "zz-no-pidfiles.yml"
+        override.write_text(json.dumps({"groups": {"lab": {"hosts": {"h01": NO_PIDFILES, "h02": NO_PIDFILES}}}}))
+        inventories += ["--inventory", str(override)]
     return subprocess.Popen(
         [
             str(guardian),
             "premarket",
             "--hosts",
             ",".join(HOSTS),
-            "--inventory",
-            str(lab.inventory_path),
+            *inventories,
             "--reports",
             str(tmp_path / "reports"),
             "--ssh-config",
@@ -170,10 +182,11 @@ def load(tmp_path: Path) -> RunReport:
     return ReportStore(tmp_path / "reports").load()
 
 
-def test_ctrl_c_during_a_restart_lets_it_finish_and_reports_it(fleet: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pidfiles", [True, False], ids=["pid-files", "no-pid-files"])
+def test_ctrl_c_during_a_restart_lets_it_finish_and_reports_it(fleet: Lab, tmp_path: Path, pidfiles: bool) -> None:
     lab = fleet
     before = faulted(lab)
-    proc = premarket(lab, tmp_path, "--force", "--settle", "1")
+    proc = premarket(lab, tmp_path, "--force", "--settle", "1", pidfiles=pidfiles)
     wait_for("a restart to start", action_started(lab, run_id_of(tmp_path), "restart"))
     out = interrupt(proc)
     assert proc.returncode == 130, out
