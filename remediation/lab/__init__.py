@@ -1,5 +1,9 @@
 """Lab fleet: isolated namespace droplets running real OpenSSH servers, for end-to-end tests.
 
+``fleet`` (the Lab: up, down, status, exec) over ``procs`` (PIDs, namespaces), ``network``
+(bridge, namespaces, private links), ``hostfiles`` (what each host and its clients get) and
+``faults``; ``hostinit`` is PID 1 inside a host; ``tasks`` are ``invoke lab.*``.
+
 The names are loaded on first use, so ``invoke --list`` (which imports the lab's tasks) does not
 pay for the whole lab module."""
 
@@ -11,8 +15,12 @@ __all__ = ["HostStatus", "Lab", "LabError", "LabHost"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import fleet
+    if name == "Lab":
+        from .fleet import Lab
 
-        return getattr(fleet, name)
+        return Lab
+    if name in __all__:
+        from . import model
+
+        return getattr(model, name)
     raise AttributeError(name)
