@@ -9,7 +9,11 @@ pay for the whole lab module."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real types for type checkers; at run time they load on first use
+    from .fleet import Lab
+    from .model import HostStatus, LabError, LabHost
 
 __all__ = ["HostStatus", "Lab", "LabError", "LabHost"]
 
