@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from remediation.execution.hostrun import JobOptions, runner_command
-from remediation.inventory.hosts import HostSpec, load_inventory
+from remediation.inventory import HostSpec, load_inventory
 from remediation.lab import Lab
 from remediation.reporting.report import new_run_id
 from remediation.rules import load_rules, rules_data

@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 
 from remediation.errors import InventoryError
-from remediation.inventory.ansible import (
-    AnsibleDocument,
-    is_ansible_inventory,
-    load_ansible_inventory,
-    load_inventory_document,
-)
-from remediation.inventory.hosts import Inventory, load_inventory
+from remediation.inventory import Inventory, load_inventory
+from remediation.inventory.ansible_model import AnsibleDocument
+from remediation.inventory.loader import is_ansible_inventory, load_ansible_inventory, load_inventory_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "inventories"
 FLEET = ("fleet.ini", "fleet.yml", "fleet-native.yml")

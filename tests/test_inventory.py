@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from remediation.errors import HostSelectionError, InventoryError
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 
 INVENTORY = """\
 vars:

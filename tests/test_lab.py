@@ -15,7 +15,7 @@ import yaml
 from conftest import lab_names
 
 from remediation.lab import Lab
-from remediation.lab.fleet import proc_starttime
+from remediation.lab.procs import proc_starttime
 
 pytestmark = pytest.mark.lab
 

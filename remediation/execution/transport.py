@@ -24,6 +24,7 @@ from invoke.context import Context
 
 from ..errors import ConnectError, HostKeyError
 from ..inventory.hosts import HostSpec, Inventory
+from ..inventory.sshconfig import load_ssh_config
 
 _known_hosts_lock = threading.Lock()
 
@@ -73,19 +74,13 @@ class ConnectOptions:
     ssh_config: str | None = None  # path of an ssh_config file to honour, None for none
 
 
-def _ssh_config(path: str | None) -> paramiko.SSHConfig:
-    if path and Path(path).expanduser().is_file():
-        return paramiko.SSHConfig.from_path(str(Path(path).expanduser()))
-    return paramiko.SSHConfig.from_text("")
-
-
 def connection_for(
     host: HostSpec, inventory: Inventory | None, options: ConnectOptions, *, _depth: int = 0
 ) -> Connection:
     """Build (not open) a Fabric Connection with strict host-key checking and no agent/keys
     other than the configured one."""
     settings: Mapping[str, Any] = host.settings
-    config = Config(ssh_config=_ssh_config(options.ssh_config))
+    config = Config(ssh_config=load_ssh_config(options.ssh_config))
     key = settings.get("key")
     connect_kwargs: dict[str, Any] = {
         "look_for_keys": False,

@@ -54,14 +54,23 @@ def dotted(key_path: KeyPath) -> str:
 
 def load_located(path: Path) -> LocatedYaml:
     """Parse ``path`` safely. A YAML syntax error becomes an InventoryError with the line."""
+    return locate(path, compose(path, read_text(path)))
+
+
+def read_text(path: Path) -> str:
+    """The text of ``path``; unreadable or non-UTF-8 files are an InventoryError naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError(f"cannot read file: {exc.strerror}", path=str(path)) from None
     except UnicodeDecodeError:
         raise InventoryError("file is not valid UTF-8", path=str(path)) from None
+
+
+def compose(path: Path, text: str) -> yaml.Node | None:
+    """Parse ``text`` (the contents of ``path``) into YAML nodes, once; a syntax error names the line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -70,9 +79,23 @@ def load_located(path: Path) -> LocatedYaml:
             path=str(path),
             line=mark.line + 1 if mark is not None else None,
         ) from None
+
+
+def locate(path: Path, node: yaml.Node | None) -> LocatedYaml:
+    """The document of ``node`` with the line of every key; a key that is not a plain name, or is
+    written twice, is an InventoryError naming its line."""
     lines: dict[KeyPath, int] = {}
     data = _convert(node, (), lines, path) if node is not None else None
     return LocatedYaml(path, data, lines)
+
+
+def plain_data(node: yaml.Node | None) -> Any:
+    """What ``yaml.safe_load`` makes of ``node`` (tags, merge keys and all), for sniffing a file's
+    format without parsing it again. Raises yaml.YAMLError where ``safe_load`` would.
+
+    Call it after :func:`locate`: PyYAML flattens merge keys (``<<``) in the node it constructs.
+    """
+    return yaml.SafeLoader("").construct_document(node) if node is not None else None
 
 
 def _convert(node: yaml.Node, here: KeyPath, lines: dict[KeyPath, int], path: Path) -> Any:

@@ -1,4 +1,7 @@
-"""``invoke lab.*``: bring the lab fleet of namespaced droplets up and down, and inject faults."""
+"""``invoke lab.*``: bring the lab fleet of namespaced droplets up and down, and inject faults.
+
+Imports only the lab's plain data (:mod:`.model`, :mod:`.faults`) at ``invoke --list``; the Lab
+itself is loaded when a task runs."""
 
 from __future__ import annotations
 
@@ -11,10 +14,8 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_WORKDIR = REPO / ".lab"
-DEFAULT_INVENTORY = REPO / "inventory" / "lab.yml"
-FAULT_KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "sshd-down", "reset")
+from .faults import FAULTS
+from .model import DEFAULT_INVENTORY, DEFAULT_WORKDIR
 
 
 def _lab(workdir: str | None) -> Any:
@@ -65,14 +66,14 @@ def status(c: Any, workdir: str | None = None) -> None:
 @task(
     help={
         "host": "lab host name, e.g. h01",
-        "kind": "one of " + ", ".join(FAULT_KINDS),
+        "kind": "one of " + ", ".join(FAULTS),
         "workdir": "lab folder",
     }
 )
 def fault(c: Any, host: str, kind: str, workdir: str | None = None) -> None:
     """Inject a fault into one lab host (reset clears them)."""
-    if kind not in FAULT_KINDS:
-        raise Exit(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}", code=3)
+    if kind not in FAULTS:
+        raise Exit(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULTS)}", code=3)
     Console().print(_lab(workdir).fault(host, kind))
 
 

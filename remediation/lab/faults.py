@@ -1,0 +1,106 @@
+"""Faults a lab host can be given, and ``reset``, which puts the host back as it started.
+
+Most faults are the example app's own (``examples/stock-bot/lab_fault.py``, run inside the
+host); ``sshd-down`` is done from outside. :data:`FAULTS` is the one list of kinds: ``invoke
+lab.fault`` reads it at ``invoke --list``, so this module imports nothing heavier than the stdlib
+and :mod:`.model` (the Lab itself is only a type here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from .model import APP_DIR, DAEMONS, HOST_PYTHON, LabError
+
+if TYPE_CHECKING:
+    from .fleet import Lab
+
+#: The kinds ``lab_fault.py`` knows (its ``KINDS``), run inside the host.
+APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
+#: Every fault kind, in the order the README and ``invoke lab.fault --help`` list them.
+FAULTS = (*APP_FAULTS[:-1], "sshd-down", "reset")
+
+
+def inject(lab: Lab, host: str, kind: str) -> str:
+    """Inject fault ``kind`` into ``host`` and return what the fault script said."""
+    if kind not in FAULTS:
+        raise ValueError(f"unknown fault {kind!r}; choose from {FAULTS}")
+    h = lab.host(host)
+    if kind == "sshd-down":
+        pid = sshd_pid(lab, host)
+        if pid is None:
+            return f"{host}: sshd already down"
+        lab.exec(host, ["kill", str(pid)])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and lab.banner(h, timeout=0.5) is not None:
+            time.sleep(0.05)
+        return f"{host}: killed sshd (pid {pid})"
+    proc = lab.exec(host, [HOST_PYTHON, f"{APP_DIR}/lab_fault.py", kind], timeout=60, check=True)
+    out = proc.stdout + proc.stderr
+    if kind == "reset":
+        out += _heal_daemons(lab, host)
+        if sshd_pid(lab, host) is None:
+            os.kill(lab.init_pid(host), signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            while lab.banner(h, timeout=0.5) is None:
+                if time.monotonic() > deadline:
+                    raise LabError(f"{host}: sshd did not come back")
+                time.sleep(0.05)
+            out += f"{host}: restarted sshd\n"
+    return out
+
+
+def sshd_pid(lab: Lab, host: str) -> int | None:
+    """PID (inside the host) of its running sshd listener, or None."""
+    from .procs import read_pid
+
+    pid = read_pid(lab.path(host, "/run/sshd.pid"))
+    if pid is None:
+        return None
+    procs = lab.processes(host)
+    if pid in procs and "sshd" in " ".join(procs[pid][1][:1]):
+        return pid
+    return None
+
+
+def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
+    """Daemons that are dead or report a fault: {program: live pid or None}."""
+    procs = lab.processes(host)
+    bad: dict[str, int | None] = {}
+    for program, (status_file, script, healthy) in DAEMONS.items():
+        try:
+            state = json.loads(lab.path(host, f"{APP_DIR}/{status_file}").read_text())
+        except (OSError, ValueError):
+            state = {}
+        pid = state.get("pid")
+        alive = isinstance(pid, int) and pid in procs and any(script in a for a in procs[pid][1])
+        if not alive:
+            bad[program] = None
+        elif state.get("status") != healthy:
+            bad[program] = pid
+    return bad
+
+
+def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:
+    """Restart faulty or dead daemons through the host's own process manager."""
+    bad = _unhealthy_daemons(lab, host)
+    if not bad:
+        return ""
+    manager = lab.host(host).manager
+    for program, pid in bad.items():
+        if manager == "supervisor":
+            lab.exec(host, ["supervisorctl", "restart", program], check=False)
+        elif manager == "process-compose":
+            lab.exec(host, ["/usr/local/bin/process-compose", "process", "restart", program], check=False)
+        elif pid is not None:  # signal: the deploy supervisor respawns what exits
+            lab.exec(host, ["kill", "-TERM", str(pid)], check=False)
+    deadline = time.monotonic() + timeout
+    while _unhealthy_daemons(lab, host):
+        if time.monotonic() > deadline:
+            raise LabError(f"{host}: daemons still unhealthy after reset: {sorted(_unhealthy_daemons(lab, host))}")
+        time.sleep(0.1)
+    return f"{host}: restarted {', '.join(sorted(bad))} via {manager}\n"
