@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from remediation.errors import HostSelectionError, InventoryError
 from remediation.inventory import load_inventory
@@ -245,3 +246,12 @@ def test_a_top_level_hosts_key_says_hosts_belong_to_groups(tmp_path: Path) -> No
     with pytest.raises(InventoryError) as info:
         load_inventory([path])
     assert info.value.line == 2 and info.value.key == "hosts" and "listed under a group" in str(info.value)
+
+
+def test_a_group_cycle_names_the_file_and_line(tmp_path: Path) -> None:
+    """Found by the property-based tests: a cycle of child groups named no file."""
+    path = tmp_path / "gen.yml"
+    path.write_text(yaml.safe_dump({"children": {"children": {"children": None}}}))
+    with pytest.raises(InventoryError, match="its own descendant") as caught:
+        load_inventory([path])
+    assert caught.value.path == str(path) and caught.value.line is not None

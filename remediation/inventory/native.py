@@ -118,7 +118,12 @@ def resolve(inventory: Inventory, layers: Layers, overrides: Mapping[str, Any]) 
             raise doc.error(key_path, f"unknown child group {child!r}")
     members: dict[str, list[str]] = {}
     for group in inventory.groups:
-        members[group] = _expand(group, layers.children, inventory.groups, ())
+        try:
+            members[group] = _expand(group, layers.children, inventory.groups, ())
+        except _GroupCycle as cycle:
+            # Name the file and line of a children entry on the cycle (it may span files).
+            doc, key_path, _ = next(ref for ref in layers.child_refs if ref[2] in cycle.groups)
+            raise doc.error(key_path, str(cycle)) from None
     inventory.groups = members
     depth = {g: _depth(g, layers.children) for g in inventory.groups}
     flags = dict(overrides)
@@ -157,11 +162,17 @@ def _depth(group: str, children_of: Mapping[str, list[str]]) -> int:
     return 0 if not parents else 1 + max(_depth(p, children_of) for p in parents)
 
 
+class _GroupCycle(Exception):
+    def __init__(self, groups: tuple[str, ...]) -> None:
+        super().__init__(f"group {groups[-1]!r} is its own descendant: {' -> '.join(groups)}")
+        self.groups = groups
+
+
 def _expand(
     group: str, children_of: Mapping[str, list[str]], groups: Mapping[str, list[str]], seen: tuple[str, ...]
 ) -> list[str]:
     if group in seen:
-        raise InventoryError(f"group {group!r} is its own descendant: {' -> '.join((*seen, group))}")
+        raise _GroupCycle((*seen, group))
     hosts = list(groups.get(group, []))
     for child in children_of.get(group, []):
         hosts += [h for h in _expand(child, children_of, groups, (*seen, group)) if h not in hosts]
