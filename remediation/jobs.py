@@ -24,7 +24,8 @@ from .execution.fleet import DEFAULT_FORKS, run_fleet
 from .execution.hostrun import JobOptions
 from .execution.survey import BlastGuard, batches_for
 from .execution.transport import ConnectOptions
-from .inventory.hosts import HostSpec, Inventory, load_inventory
+from .inventory import HostSpec, Inventory, load_inventory
+from .inventory.sshconfig import load_ssh_config, ssh_config_values
 from .reporting.alerts import alert_messages, send_webhook
 from .reporting.history import history_table, load_history, write_history_html
 from .reporting.html import write_run_html
@@ -241,34 +242,16 @@ def show_inventory(request: FleetRequest, *, console: Console | None = None) -> 
     """Print the hosts a pattern selects with every effective setting and where it came from."""
     console = console or output_console()
     inventory, hosts = select_hosts(request)
-    ssh_config = _ssh_config(request.ssh_config)
+    ssh_config = load_ssh_config(request.ssh_config)
     for host in hosts:
-        resolved = ssh_config.lookup(host.address) if ssh_config is not None and not host.is_local else {}
+        from_ssh_config = ssh_config_values(host, ssh_config, path=request.ssh_config)
         rows: list[tuple[str, str, str]] = []
         for key in sorted({*host.settings, "address"}):
             value, source = host.settings.get(key, host.address), host.sources.get(key, "host name")
-            ssh_key = {
-                "address": "hostname",
-                "user": "user",
-                "port": "port",
-                "key": "identityfile",
-                "jump": "proxyjump",
-            }.get(key)
-            if ssh_key and source == "default" and ssh_key in resolved:
-                value, source = resolved[ssh_key], f"ssh_config ({request.ssh_config})"
-            if key == "address" and "hostname" in resolved and resolved["hostname"] != host.address:
-                value, source = f"{host.address} -> {resolved['hostname']}", f"ssh_config ({request.ssh_config})"
+            value, source = from_ssh_config.get(key, (value, source))
             rows.append((key, json.dumps(value, default=str) if not isinstance(value, str) else value, source))
         console.print(inventory_view(host.name, host.groups, inventory.is_protected(host), rows))
     return 0
-
-
-def _ssh_config(path: str | None) -> Any:
-    import paramiko
-
-    if not path or not Path(path).expanduser().is_file():
-        return None
-    return paramiko.SSHConfig.from_path(str(Path(path).expanduser()))
 
 
 @dataclass(frozen=True)
