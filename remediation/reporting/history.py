@@ -30,6 +30,7 @@ NO_VERDICT = frozenset({"pending", "held", "skipped", "interrupted", "busy", "de
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 #: The mark of each outcome in the terminal's strip of outcomes over time.
 GLYPHS = {
+    "pending": "…",
     "healthy": "●",
     "healed": "✚",
     "still-degraded": "▲",
@@ -42,6 +43,16 @@ GLYPHS = {
     "interrupted": "‖",
     "unreachable": "○",
     "host-key-rejected": "⊘",
+    "changed": "◆",
+    "unchanged": "◇",
+    "would-change": "◈",
+    "removed": "⌫",
+    "preflight-failed": "⊗",
+    "collected": "↓",
+    "held": "⏸",
+    "released": "▶",
+    "skipped": "»",
+    "deferred": "⋯",
 }
 #: The mark of what is no known outcome (a cron journal's ``running``, one from a newer Guardian).
 UNKNOWN_GLYPH = "■"

@@ -40,7 +40,9 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "preflight-failed": ("#a40e26", "#ffdcd7", "#cf222e"),
     "collected": ("#116329", "#dafbe1", "#6fdd8b"),
     "held": ("#0550ae", "#ddf4ff", "#54aeff"),
+    "released": ("#116329", "#dafbe1", "#8ddb8c"),
     "skipped": ("#57606a", "#eaeef2", "#8c959f"),
+    "deferred": ("#57606a", "#f6f8fa", "#d0d7de"),
 }
 _UNKNOWN_COLOURS = ("#24292f", "#eaeef2", "#8c959f")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")

@@ -50,6 +50,7 @@ OUTCOME_STYLE = {
     "held": "cyan",
     "released": "green",
     "skipped": "yellow",
+    "deferred": "dim",
 }
 #: How action results, the view model's text roles and diff lines are styled.
 RESULT_STYLE = {
