@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from remediation.reporting.history import history_table, load_history, render_history_html, write_history_html
-from remediation.reporting.html import CSP, host_anchor, write_run_html
+from remediation.reporting.html import write_run_html
+from remediation.reporting.htmlpage import CSP, host_anchor
 from remediation.reporting.render import to_text
 from remediation.reporting.report import CollectedFile, HostReport, ReportStore, RunReport
 

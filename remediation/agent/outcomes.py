@@ -49,6 +49,17 @@ STILL_BAD_OUTCOMES: FrozenSet[str] = frozenset({"still-degraded", "still-unhealt
 RUNNER_OK: FrozenSet[str] = frozenset({"healthy", "healed"})
 DEPLOY_OK: FrozenSet[str] = frozenset({"changed", "unchanged", "would-change", "removed"})
 
+#: Each result an action record can carry (report.json's ``actions[].result``), with its meaning.
+ACTION_RESULTS: Dict[str, str] = {
+    "ok": "done and, for a restart, confirmed (a new pid that stayed up)",
+    "failed": "tried and did not work; the detail says why",
+    "skipped": "nothing to do by the time it ran (a lock already gone, an unknown kind)",
+    "blocked": "not done: the service's restart budget is spent (breaker open)",
+    "planned": "dry run: what a real run would do",
+    "started": "begun on the host; its result has not come back (yet)",
+    "interrupted": "begun on the host, but the session was cut before its result came back",
+}
+
 EXIT_OK = 0
 EXIT_ATTENTION = 2
 EXIT_USAGE = 3

@@ -17,24 +17,25 @@ from .report import RunReport
 
 def alert_messages(report: RunReport) -> list[str]:
     """Pure: the alert texts a run calls for (empty when nothing needs a human)."""
+    record = report.to_dict()
     messages: list[str] = []
-    for incident in report.incidents:
+    for incident in record["incidents"]:
         forced = " (forced: acted anyway)" if incident.get("forced") else "; no restarts were done"
         messages.append(
             f":rotating_light: Guardian {report.command} {report.run_id}: common-cause incident "
             f"{incident['signature']} on {len(incident['hosts'])} of {incident['selected']} hosts "
             f"({', '.join(incident['hosts'])}){forced}"
         )
-    for host in report.hosts:
-        for action in host.actions:
+    for host in record["hosts"]:
+        for action in host["actions"]:
             if action.get("kind") == "breaker_open":
                 breaker = action.get("breaker") or {}
                 messages.append(
-                    f":no_entry: Guardian {report.run_id}: breaker OPEN on {host.host} for {action.get('target')}: "
+                    f":no_entry: Guardian {report.run_id}: breaker OPEN on {host['host']} for {action.get('target')}: "
                     f"{breaker.get('description', '')}"
                 )
-        if host.outcome in STILL_BAD_OUTCOMES:
-            messages.append(f":warning: Guardian {report.run_id}: {host.host} is {host.outcome} after recovery")
+        if host["outcome"] in STILL_BAD_OUTCOMES:
+            messages.append(f":warning: Guardian {report.run_id}: {host['host']} is {host['outcome']} after recovery")
     return messages
 
 

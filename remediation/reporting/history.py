@@ -11,34 +11,51 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from rich.table import Table
 from rich.text import Text
 
 from ..errors import ReportError
-from .html import badge, esc, host_anchor, outcome_colours, page
-from .render import OUTCOME_STYLE, clean, fold_cells
+from .htmlpage import badge, esc, host_anchor, outcome_colours, page
+from .records import CronActionRecord
+from .render import OUTCOME_STYLE, fold_cells
 from .report import ReportStore, RunReport, atomic_write
+from .views.labels import actions_text, clean, outcome_counts
 
 FLAP_CHANGES = 3
 NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "hold", "release"})  # outcomes say nothing about health
 #: Outcomes that say nothing about the host's health either (it was not looked at).
 NO_VERDICT = frozenset({"pending", "held", "skipped", "interrupted", "busy", "deferred"})
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+#: The mark of each outcome in the terminal's strip of outcomes over time.
 GLYPHS = {
+    "pending": "…",
     "healthy": "●",
     "healed": "✚",
     "still-degraded": "▲",
     "still-unhealthy": "✖",
+    "unexpected": "?",
     "degraded": "△",
     "unhealthy": "✕",
-    "unexpected": "?",
     "busy": "◐",
     "failed": "✖",
     "interrupted": "‖",
     "unreachable": "○",
     "host-key-rejected": "⊘",
+    "changed": "◆",
+    "unchanged": "◇",
+    "would-change": "◈",
+    "removed": "⌫",
+    "preflight-failed": "⊗",
+    "collected": "↓",
+    "held": "⏸",
+    "released": "▶",
+    "skipped": "»",
+    "deferred": "⋯",
 }
+#: The mark of what is no known outcome (a cron journal's ``running``, one from a newer Guardian).
+UNKNOWN_GLYPH = "■"
 
 
 @dataclass
@@ -118,7 +135,7 @@ def _started(started_at: object, run_id: str) -> str:
 def _actions(actions: object) -> str:
     if not isinstance(actions, list):
         return ""
-    return ", ".join(f"{a.get('kind')} {a.get('target')}: {a.get('result')}" for a in actions if isinstance(a, dict))
+    return actions_text(cast(list[CronActionRecord], [a for a in actions if isinstance(a, dict)]))
 
 
 def load_history(store: ReportStore, *, host: str | None = None, limit: int = 50) -> History:
@@ -186,7 +203,7 @@ def load_history(store: ReportStore, *, host: str | None = None, limit: int = 50
 
 
 def _glyph(outcome: str) -> str:
-    return GLYPHS.get(outcome, "■")
+    return GLYPHS.get(outcome, UNKNOWN_GLYPH)
 
 
 def history_table(history: History) -> Table:
@@ -314,10 +331,8 @@ def render_history_html(history: History) -> str:
     legend = "".join(badge(o) for o in seen) + ' <span class="muted">round cells: cron runs on the hosts</span>'
     run_rows = []
     for run in reversed(history.runs):
-        counts: dict[str, int] = {}
-        for cell in run.cells.values():
-            counts[cell.outcome] = counts.get(cell.outcome, 0) + 1
-        summary = " ".join(f"{badge(o)}&nbsp;&times;{n}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        counts = outcome_counts(cell.outcome for cell in run.cells.values())
+        summary = " ".join(f"{badge(o)}&nbsp;&times;{n}" for o, n in counts)
         href = run.href()
         if run.cron:
             name = f'<span class="mono">{esc(run.run_id)}</span>'

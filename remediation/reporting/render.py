@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -22,9 +20,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..agent.outcomes import OK_OUTCOMES
 from .report import HostReport, RunReport
-from .views import TAIL_LINES, OutputExcerpt, OutputLine, output_excerpt, recap_reason, timeline
+from .views.excerpt import TAIL_LINES, OutputExcerpt, OutputLine
+from .views.host import ActionLine, host_page
+from .views.labels import Span, clean, counts_label, result_text
+from .views.recap import LINE_COLUMNS, NUMERIC_COLUMNS, Recap, deploy_diffs, recap
+from .views.timeline import TimelineRow
 
 OUTCOME_STYLE = {
     "healthy": "green",
@@ -49,18 +50,22 @@ OUTCOME_STYLE = {
     "held": "cyan",
     "released": "green",
     "skipped": "yellow",
+    "deferred": "dim",
 }
+#: How action results, the view model's text roles and diff lines are styled.
+RESULT_STYLE = {
+    "ok": "green",
+    "failed": "bold red",
+    "skipped": "dim",
+    "planned": "yellow",
+    "blocked": "bold red",
+    "started": "yellow",
+    "interrupted": "magenta",
+}
+ROLE_STYLE = {"muted": "dim", "strong": "bold", "code": ""}
+DIFF_STYLE = {"+": "green", "-": "red"}
 #: The console width when no terminal is attached: wide enough that no table row wraps.
 PIPE_WIDTH = 1000
-EXIT_CODES_HELP = (
-    "0: every host ok; 2: a host needs attention; 4: a host unreachable or its key rejected; 130: interrupted"
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
-    """Make control characters (ANSI escapes included) visible instead of interpreting them."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def output_console(*, stderr: bool = False) -> Console:
@@ -92,122 +97,70 @@ def outcome_text(outcome: str) -> Text:
     return Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))
 
 
-def _state(check: dict[str, Any] | None) -> str:
-    if not check:
-        return "-"
-    code = check.get("exit_code")
-    return f"{check.get('state', '?')} ({'timeout' if check.get('timed_out') else code})"
-
-
-def action_summary(action: dict[str, Any]) -> str:
-    mark = {"ok": "✓", "failed": "✗", "skipped": "-", "planned": "?", "blocked": "✗ BLOCKED"}.get(
-        str(action.get("result")), ""
-    )
-    return f"{action.get('kind')} {action.get('target')} {mark}".strip()
+def spans_text(spans: Iterable[Span], *, sep: str = "") -> Text:
+    """Spans of the view model as Rich text: control characters made visible, styled by role and result."""
+    text = Text()
+    for index, span in enumerate(spans):
+        if index and sep:
+            text.append(sep)
+        style = RESULT_STYLE.get(span.result, "") if span.result else ROLE_STYLE.get(span.role, "")
+        text.append(clean(span.text), style=style)
+    return text
 
 
 def recap_table(report: RunReport) -> Table:
-    title = f"Guardian {report.command} {report.run_id}" + (" (dry run)" if report.options.get("dry_run") else "")
-    table = Table(title=title, expand=False)
-    table.add_column("host", style="bold")
-    table.add_column("before")
-    table.add_column("actions")
-    table.add_column("after")
-    table.add_column("outcome")
-    table.add_column("time", justify="right")
-    for host in report.hosts:
-        if host.actions:
-            actions = ", ".join(action_summary(a) for a in host.actions)
-        elif host.plan and host.plan.get("actions"):
-            actions = ", ".join(f"would {a['kind']} {a['target']}" for a in host.plan["actions"])
-        else:
-            actions = "-"
-        table.add_row(
-            host.host,
-            _state(host.before),
-            clean(actions),
-            _state(host.after),
-            outcome_text(host.outcome),
-            f"{host.duration:.1f}s",
+    """The recap's table: the columns the command's recap has, one row per host."""
+    return _recap_table(recap(report))
+
+
+def _recap_table(model: Recap) -> Table:
+    table = Table(title=model.title, caption=counts_label(model.counts), expand=False)
+    for name in model.columns:
+        table.add_column(
+            name, justify="right" if name in NUMERIC_COLUMNS else "left", style="bold" if name == "host" else None
         )
-    return fold_cells(table, keep_whole=(4,))
-
-
-def deploy_table(report: RunReport) -> Table:
-    title = f"Guardian deploy {report.run_id}" + (" (dry run)" if report.options.get("dry_run") else "")
-    table = Table(title=title)
-    for column in ("host", "outcome", "changes", "pre-flight", "time"):
-        table.add_column(column)
-    for host in report.hosts:
-        changed = [c for c in host.changes if c.get("action") != "unchanged"]
-        changes = "\n".join(f"{c['action']} {c['item']}" for c in changed) or ("-" if host.changes else "")
-        failed = [f"{c['check']}: {c['detail']}" for c in host.preflight if not c.get("ok")]
-        preflight = "\n".join(failed) if failed else ("ok" if host.preflight else "")
-        table.add_row(host.host, outcome_text(host.outcome), clean(changes), clean(preflight), f"{host.duration:.1f}s")
-    return fold_cells(table, keep_whole=(1,))
+    for row in model.rows:
+        cells: list[RenderableType] = []
+        for name in model.columns:
+            if name == "host":
+                cells.append(clean(row.host) + (" ⚠" if row.warned else ""))
+            elif name == "outcome":
+                cells.append(outcome_text(row.outcome))
+            else:
+                cells.append(spans_text(row.cells[name], sep="\n" if name in LINE_COLUMNS else ", "))
+        table.add_row(*cells)
+    return fold_cells(table, keep_whole=(model.columns.index("outcome"),))
 
 
 def diffs_block(report: RunReport) -> RenderableType:
     """The crontab and config diffs of a deploy, per host."""
     text = Text()
-    for host in report.hosts:
-        for change in host.changes:
-            if change.get("diff"):
-                text.append(f"{host.host}: {change['item']}\n", style="bold")
-                for line in str(change["diff"]).splitlines():
-                    style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
-                    text.append(clean(line) + "\n", style=style)
+    for host, change in deploy_diffs(report):
+        text.append(f"{clean(host)}: {clean(change.item)}\n", style="bold")
+        for line, sign in change.diff:
+            text.append(clean(line) + "\n", style=DIFF_STYLE.get(sign, ""))
     return text
 
 
-def collect_table(report: RunReport) -> Table:
-    table = Table(title=f"Guardian collect {report.run_id}")
-    for column in ("host", "outcome", "cron runs", "last cron run", "files"):
-        table.add_column(column)
-    for host in report.hosts:
-        last = host.cron_runs[0] if host.cron_runs else None
-        last_text = f"{last['run_id']}: {last['outcome']}" if last else "-"
-        table.add_row(
-            host.host, outcome_text(host.outcome), str(len(host.cron_runs)), clean(last_text), str(len(host.files))
-        )
-    return fold_cells(table, keep_whole=(1,))
-
-
-def reasons_block(report: RunReport) -> RenderableType:
-    """One line per host that is not ok (why: unreachable, busy, ...), was healed (what was
-    done) or had a restart blocked by its breaker; healthy hosts need no line."""
+def _reasons(model: Recap) -> Text:
+    """One line per host whose reason the table has no room for: not ok (why: unreachable,
+    busy, ...), healed (what was done) or with a restart blocked by its breaker."""
     lines = Text()
-    for host in report.hosts:
-        reason = recap_reason(host)
-        shown = host.outcome not in OK_OUTCOMES or host.outcome == "healed" or "breaker open" in reason
-        if shown and reason:
-            lines.append(f"{host.host}: ", style="bold")
-            lines.append(clean(reason) + "\n")
+    for row in model.rows:
+        if row.noted:
+            lines.append(f"{clean(row.host)}: ", style="bold")
+            lines.append(clean(row.reason) + "\n")
     return lines
 
 
 def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
+    model = recap(report)
+    parts: list[RenderableType] = [_recap_table(model)]
     if report.command == "deploy":
-        parts: list[RenderableType] = [deploy_table(report), diffs_block(report), reasons_block(report)]
-    elif report.command == "collect":
-        parts = [collect_table(report), reasons_block(report)]
-    else:
-        parts = [recap_table(report), reasons_block(report)]
-    for incident in report.incidents:
-        verb = "acted anyway (--force)" if incident.get("forced") else "no restarts done; --force to act"
-        parts.append(
-            Text(
-                f"COMMON-CAUSE INCIDENT: {incident['signature']} on {len(incident['hosts'])} of "
-                f"{incident['selected']} hosts (> {incident['threshold_percent']:g}%): "
-                f"{', '.join(incident['hosts'])}; {verb}",
-                style="bold red",
-            )
-        )
-    if report.stopped_reason:
-        parts.append(Text(f"ROLLING RECOVERY STOPPED: {report.stopped_reason}", style="bold red"))
-    footer = f"exit code {report.exit_code} ({EXIT_CODES_HELP})"
-    if report.interrupted:
-        footer = "INTERRUPTED by the operator; unfinished hosts are marked interrupted. " + footer
+        parts.append(diffs_block(report))
+    parts.append(_reasons(model))
+    parts += [Text(clean(alert), style="bold red") for alert in model.alerts]
+    footer = f"{model.interrupted} {model.footer}" if model.interrupted else model.footer
     if report_dir:
         footer += f"\nreport: {report_dir}/index.html"
     parts.append(Text(footer, style="dim"))
@@ -215,46 +168,108 @@ def run_view(report: RunReport, report_dir: str = "") -> RenderableType:
 
 
 def host_view(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LINES) -> RenderableType:
-    """One host: timeline of phases and actions with reasons, each check's matched lines and
-    output tail, files."""
+    """One host: its notices, timeline of phases and actions with reasons, each check's matched
+    lines and output tail, locks, deploy's pre-flight and changes, files and cron runs."""
+    page = host_page(report, host, tail_lines=tail_lines)
     head = Text()
-    head.append(f"{host.host} ", style="bold")
-    head.append(f"({host.address}, {host.transport}, run {report.run_id}) ")
-    head.append_text(outcome_text(host.outcome))
-    if recap_reason(host):
-        head.append(f"\n{clean(recap_reason(host))}")
-    timeline = Table(title="timeline", show_edge=False, expand=False)
-    timeline.add_column("when (UTC)")
-    timeline.add_column("what")
-    timeline.add_column("result / reason")
-    for when, what, detail in _timeline_rows(host):
-        timeline.add_row(_clock(when), clean(what), clean(detail))
-    parts: list[RenderableType] = [head, fold_cells(timeline, keep_whole=(0,))]
-    for label, check in (("check output (before)", host.before), ("check output (after)", host.after)):
-        if check and (check.get("tail") or check.get("matches")):
-            parts.append(output_block(label, output_excerpt(check, tail_lines=tail_lines)))
-    if host.files:
-        files = Table(title="collected files", show_edge=False)
-        files.add_column("file")
-        files.add_column("size", justify="right")
-        files.add_column("sha256")
-        for f in host.files:
-            files.add_row(f.path, f"{f.size}{' (tail)' if f.truncated else ''}", f.sha256)
-        parts.append(fold_cells(files))
-    if host.cron_runs:
-        runs = Table(title="cron runs on the host (newest first)", show_edge=False)
-        runs.add_column("run")
-        runs.add_column("outcome")
-        runs.add_column("actions")
-        for run in host.cron_runs:
-            actions = ", ".join(f"{a.get('kind')} {a.get('target')}: {a.get('result')}" for a in run.get("actions", []))
-            runs.add_row(str(run.get("run_id")), outcome_text(str(run.get("outcome"))), clean(actions or "-"))
-        parts.append(fold_cells(runs, keep_whole=(1,)))
-    if host.busy_holder:
-        parts.append(Text(f"lock holder: {host.busy_holder}"))
-    for warning in host.warnings:
-        parts.append(Text(f"warning: {clean(warning)}", style="yellow"))
+    head.append(f"{clean(page.name)} ", style="bold")
+    head.append(f"({clean(', '.join(page.facts))}) ")
+    head.append_text(outcome_text(page.outcome))
+    if page.reason:
+        head.append(f"\n{clean(page.reason)}")
+    parts: list[RenderableType] = [head]
+    if page.notices:
+        notices = Text(f"{page.notices_title}:", style="bold yellow")
+        for notice in page.notices:
+            prefix = "warning: " if notice.kind == "warning" else ""
+            notices.append(f"\n{prefix}{clean(notice.text)}", style="yellow")
+        parts.append(notices)
+    rows = Table(title="timeline", show_edge=False, expand=False)
+    for name in ("when (UTC)", "what", "result / reason"):
+        rows.add_column(name)
+    for row in page.timeline:
+        rows.add_row(clean(row.when), spans_text(row.what), _row_detail(row))
+    parts.append(fold_cells(rows, keep_whole=(0,)))
+    parts += [output_block(label, excerpt) for label, excerpt in page.outputs]
+    if page.locks:
+        parts.append(
+            _table(
+                "locks",
+                ("lock", "pid", "verdict", "reason"),
+                [(lk.name, lk.pid, lk.verdict, lk.reason) for lk in page.locks],
+            )
+        )
+    if page.preflight:
+        parts.append(
+            _table("pre-flight", ("check", "result", "detail"), [(c.check, c.result, c.detail) for c in page.preflight])
+        )
+    if page.changes:
+        parts.append(_table("changes", ("action", "item"), [(c.action, c.item) for c in page.changes]))
+    if page.files:
+        parts.append(
+            _table(
+                "collected files",
+                ("file", "size", "sha256"),
+                [(f.path, f.size, f.sha256) for f in page.files],
+                numeric=(1,),
+            )
+        )
+    if page.cron_runs:
+        runs = [
+            (
+                r.run_id,
+                r.started_at,
+                outcome_text(r.outcome),
+                r.reason,
+                ", ".join(_action_line(a) for a in r.actions) or "-",
+            )
+            for r in page.cron_runs
+        ]
+        parts.append(
+            _table(
+                "cron runs on the host (newest first)",
+                ("run", "started", "outcome", "reason", "actions"),
+                runs,
+                whole=(2,),
+            )
+        )
     return Group(*parts)
+
+
+def _row_detail(row: TimelineRow) -> Text:
+    """A timeline row's result, detail and reason: ``✓ ok: pid 1 -> 2 — why: ...``."""
+    text = Text()
+    if row.result:
+        text.append(result_text(row.result), style=RESULT_STYLE.get(row.result, ""))
+        if row.detail:
+            text.append(": ")
+    text.append_text(spans_text(row.detail))
+    for label, value in (("why", row.why), ("ran", row.ran)):
+        if value:
+            text.append(" — " if text.plain else "")
+            text.append(f"{label}: {clean(value)}")
+    return text
+
+
+def _action_line(action: ActionLine) -> str:
+    return clean(f"{action.what}: {action.result_text}" + (f" — {action.why}" if action.why else ""))
+
+
+def _table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str | Text]],
+    *,
+    numeric: Sequence[int] = (),
+    whole: Sequence[int] = (),
+) -> Table:
+    """A host view's table; plain strings in ``rows`` are cleaned here."""
+    table = Table(title=title, show_edge=False)
+    for index, name in enumerate(columns):
+        table.add_column(name, justify="right" if index in numeric else "left")
+    for row in rows:
+        table.add_row(*(clean(c) if isinstance(c, str) else c for c in row))
+    return fold_cells(table, keep_whole=whole)
 
 
 def _output_line(line: OutputLine) -> str:
@@ -293,27 +308,6 @@ def output_block(label: str, excerpt: OutputExcerpt) -> RenderableType:
     return Group(*parts)
 
 
-def _timeline_rows(host: HostReport) -> list[tuple[float | None, str, str]]:
-    """(when, what, result / reason) for each entry of the shared timeline, in its order."""
-    rows: list[tuple[float | None, str, str]] = []
-    for entry in timeline(host):
-        record = entry.record
-        if entry.kind == "phase":
-            rows.append((entry.when, f"phase {record.get('phase')}", ""))
-        elif entry.kind == "check":
-            rows.append((None, f"check before: {_state(host.before)}", ", ".join(host.matched_signatures)))
-        elif entry.kind == "note":
-            rows.append((None, "note", entry.text))
-        elif entry.kind == "action":
-            result = f"{record.get('result')}: {record.get('detail', '')} — why: {record.get('reason', '')}"
-            rows.append((entry.when, f"{record.get('kind')} {record.get('target')}", result))
-        elif entry.kind == "planned":
-            rows.append((None, f"(planned) {record.get('kind')} {record.get('target')}", str(record.get("reason", ""))))
-        elif entry.kind == "after":
-            rows.append((None, f"check after: {_state(host.after)}", ""))
-    return rows
-
-
 def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequence[tuple[str, str, str]]) -> Table:
     """One host's effective settings with the source of each (``invoke inventory``)."""
     title = f"{name}  groups: {', '.join(groups) or '-'}" + ("  [protected]" if protected else "")
@@ -324,10 +318,6 @@ def inventory_view(name: str, groups: Sequence[str], protected: bool, rows: Sequ
     for key, value, source in rows:
         table.add_row(key, clean(value), clean(source))
     return fold_cells(table)
-
-
-def _clock(ts: Any) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(float(ts))) if ts else ""
 
 
 def to_text(renderable: RenderableType, width: int = 120) -> str:

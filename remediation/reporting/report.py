@@ -14,15 +14,16 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..agent import VERSION
 from ..agent.outcomes import EXIT_INTERRUPTED, exit_code_for
 from ..errors import ReportError
+from .records import SCHEMA_VERSION, HostRecord, IncidentRecord, RunRecord
 
-SCHEMA_VERSION = 1
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -45,7 +46,13 @@ class CollectedFile:
 
 @dataclass
 class HostReport:
-    """Everything about one host in one run."""
+    """Everything about one host in one run.
+
+    The controller fills it in as the host's events arrive, and keeps each record (a check, the
+    plan, an action, ...) as the runner sent it, unknown keys included. :meth:`to_dict` is its
+    typed form, :class:`records.HostRecord` (what ``report.json`` holds and the views read);
+    the records' shapes are written there, once.
+    """
 
     host: str
     address: str
@@ -78,10 +85,10 @@ class HostReport:
                 names.append(match["signature"])
         return names
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> HostRecord:
         data = asdict(self)
         data["matched_signatures"] = self.matched_signatures
-        return data
+        return cast(HostRecord, data)
 
 
 @dataclass
@@ -106,7 +113,7 @@ class RunReport:
         itself exits with, so the report and the shell agree)."""
         return EXIT_INTERRUPTED if self.interrupted else exit_code_for([h.outcome for h in self.hosts])
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> RunRecord:
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -119,19 +126,19 @@ class RunReport:
             "exit_code": self.exit_code,
             "options": self.options,
             "outcomes": {h.host: h.outcome for h in self.hosts},
-            "incidents": self.incidents,
+            "incidents": cast(list[IncidentRecord], self.incidents),
             "stopped_reason": self.stopped_reason,
             "hosts": [h.to_dict() for h in self.hosts],
         }
 
 
-def host_report_from_dict(data: dict[str, Any]) -> HostReport:
+def host_report_from_dict(data: Mapping[str, Any]) -> HostReport:
     fields = {k: v for k, v in data.items() if k in HostReport.__dataclass_fields__}
     fields["files"] = [CollectedFile(**f) for f in data.get("files", [])]
     return HostReport(**fields)
 
 
-def run_report_from_dict(data: dict[str, Any]) -> RunReport:
+def run_report_from_dict(data: Mapping[str, Any]) -> RunReport:
     return RunReport(
         run_id=data["run_id"],
         command=data.get("command", "?"),

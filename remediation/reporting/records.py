@@ -1,0 +1,305 @@
+"""The shape of ``report.json``, written once: every record a run's report holds, as typed dicts.
+
+A record is what the wire carries (the runner's events, the saved report), so these are
+``TypedDict``s: a record read back from an older or newer Guardian keeps keys this version does
+not know (an action's ``argv``, say), and nothing is converted on the way in or out.
+``HostReport.to_dict()`` and ``RunReport.to_dict()`` return them; the views read them;
+``docs/report.schema.json`` is generated from them (``python -m remediation.reporting.schema``).
+
+``Annotated`` markers say what a plain type cannot: the values a string may take (:class:`OneOf`),
+a pattern, a constant, a description. Keys marked ``NotRequired`` may be missing from a record
+(older reports, a run cut short); the others are always written.
+"""
+
+# No ``from __future__ import annotations`` here, unlike elsewhere: Python 3.11 computes a
+# TypedDict's required keys from its annotations as written, and cannot see ``NotRequired``
+# inside a string.
+from dataclasses import dataclass
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from ..agent.outcomes import ACTION_RESULTS, EXIT_CODES, OUTCOMES
+from ..agent.plan import DEGRADED, HEALTHY, UNEXPECTED, UNHEALTHY
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The string is one of ``values``; a ``name`` makes it a shared definition in the schema."""
+
+    values: tuple[str, ...]
+    name: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The string matches ``regex``."""
+
+    regex: str
+
+
+@dataclass(frozen=True)
+class Const:
+    """The value is always ``value``."""
+
+    value: int | str
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the value means, for the schema's readers."""
+
+    text: str
+
+
+#: ``report.json``'s ``schema_version``: raised when a change would break its readers.
+SCHEMA_VERSION = 1
+#: What the commands that write a report are called (``RunReport.command``).
+COMMANDS = ("premarket", "recover", "deploy", "collect", "hold", "release")
+#: What a health check's run is said to be (``agent.plan.check_state``).
+CHECK_STATES = (HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED)
+#: The kinds of action a plan holds (``agent.plan.decide``).
+ACTION_KINDS = ("remove_lock", "restart", "alert", "breaker_open")
+TRANSPORTS = ("ssh", "local")
+
+Outcome = Annotated[
+    str,
+    OneOf(OUTCOMES, name="outcome", description="a host's outcome: agent/outcomes.py DESCRIPTIONS says each one"),
+]
+CheckStateName = Annotated[str, OneOf(CHECK_STATES)]
+ActionKind = Annotated[str, OneOf(ACTION_KINDS)]
+ActionResult = Annotated[str, OneOf(tuple(ACTION_RESULTS), description="agent/outcomes.py ACTION_RESULTS")]
+Sha256 = Annotated[str, Pattern("^[0-9a-f]{64}$")]
+
+
+class PhaseRecord(TypedDict):
+    """A phase the host's run entered, stamped by the controller when it read the event."""
+
+    phase: str
+    t: float
+
+
+class MatchRecord(TypedDict):
+    """A line of check output that matched a failure signature."""
+
+    signature: str
+    pattern: str
+    line_no: int
+    line: str
+
+
+class CheckRecord(TypedDict, total=False):
+    """One run of the health check (before recovery, or the re-check after it)."""
+
+    argv: list[str]
+    exit_code: int | None
+    timed_out: bool
+    error: str
+    duration: float
+    output_bytes: int
+    tail: str
+    state: CheckStateName
+    reason: str
+    matches: list[MatchRecord]
+
+
+class PlannedActionRecord(TypedDict):
+    """One step of a plan, with the reason an operator reads."""
+
+    kind: ActionKind
+    target: str
+    reason: str
+    detail: NotRequired[dict[str, Any]]
+    argv: NotRequired[Annotated[list[str], Doc("the command a real run would run, as an argument list")]]
+
+
+class PlanRecord(TypedDict, total=False):
+    """What Guardian decided to do on the host (also what ``--dry-run`` shows)."""
+
+    state: CheckStateName
+    recover: bool
+    verify: bool
+    settle_seconds: float
+    actions: list[PlannedActionRecord]
+    notes: list[str]
+    held_back: bool
+
+
+class BreakerRecord(TypedDict, total=False):
+    """A service's restart budget: its recent restarts and whether the budget is spent."""
+
+    service: str
+    open: bool
+    recent: list[float]
+    max_restarts: int
+    window: float
+    description: str
+
+
+class ActionRecord(TypedDict):
+    """An action that started on the host, with its result (or ``started``/``interrupted`` when
+    the run was cut before its result came back)."""
+
+    kind: ActionKind
+    target: str
+    reason: str
+    result: ActionResult
+    index: NotRequired[int]
+    detail: NotRequired[str]
+    duration: NotRequired[float]
+    at: NotRequired[str]
+    t: NotRequired[float]
+    argv: NotRequired[Annotated[list[str], Doc("the command that was run, as an argument list")]]
+    new_pid: NotRequired[int | None]
+    confirmed: NotRequired[bool]
+    content: NotRequired[Annotated[str, Doc("a removed lock's content (its first 512 characters)")]]
+    file: NotRequired[Annotated[str, Doc("the alert file written")]]
+    breaker: NotRequired[BreakerRecord | None]
+    state_after_settle: NotRequired[dict[str, Any]]
+
+
+class LockRecord(TypedDict):
+    """A lock file in the app's lock dir and the verdict on it."""
+
+    name: str
+    stale: bool
+    reason: str
+    pid: int | None
+
+
+class HolderRecord(TypedDict, total=False):
+    """Who holds the host's Guardian lock (a busy host)."""
+
+    runner: str
+    pid: int
+    run_id: str
+    since: float
+    since_iso: str
+
+
+class HoldRecord(TypedDict, total=False):
+    """A maintenance hold on the host."""
+
+    until: float
+    until_iso: str
+    reason: str
+    by: str
+    since: float
+
+
+class GuardsRecord(TypedDict, total=False):
+    """The host's guard state: breakers with recent restarts, and a maintenance hold."""
+
+    breakers: dict[str, BreakerRecord]
+    hold: HoldRecord
+
+
+class PreflightRecord(TypedDict):
+    """One of deploy's pre-flight checks (a failed non-fatal one is a warning)."""
+
+    check: str
+    ok: bool
+    detail: str
+    fatal: bool
+
+
+class ChangeRecord(TypedDict):
+    """One item deploy compared, and what it did to it."""
+
+    item: str
+    action: str
+    detail: str
+    diff: NotRequired[str]
+
+
+class CronActionRecord(TypedDict, total=False):
+    """An action of a cron run, as the host's journal has it (a value may be missing: null)."""
+
+    kind: str | None
+    target: str | None
+    result: str | None
+    detail: str | None
+    reason: str | None
+    at: str | None
+
+
+class CronRunRecord(TypedDict, total=False):
+    """A cron run on the host, summarized from its journal. Its outcome is the journal's: a run
+    killed outright still says ``running``."""
+
+    run_id: str | None
+    outcome: str | None
+    reason: str | None
+    started_at: str | None
+    check: str
+    actions: list[CronActionRecord]
+
+
+class FileRecord(TypedDict):
+    """A file brought home from the host (``CollectedFile``)."""
+
+    name: str
+    path: Annotated[str, Doc("relative to the run folder: <host>/<name>")]
+    size: Annotated[int, Doc("the file's size on the host")]
+    collected_bytes: int
+    sha256: Sha256
+    truncated: Annotated[bool, Doc("only the file's tail was brought home")]
+
+
+class IncidentRecord(TypedDict):
+    """A common-cause incident: one signature on more than the blast radius of the hosts."""
+
+    signature: str
+    hosts: list[str]
+    selected: int
+    threshold_percent: float
+    forced: bool
+
+
+class HostRecord(TypedDict):
+    """Everything about one host in one run (``HostReport``)."""
+
+    host: str
+    address: str
+    transport: Annotated[str, OneOf(TRANSPORTS)]
+    outcome: Outcome
+    reason: str
+    started_at: NotRequired[str]
+    duration: float
+    phases: list[PhaseRecord]
+    before: CheckRecord | None
+    after: CheckRecord | None
+    plan: PlanRecord | None
+    actions: list[ActionRecord]
+    locks: list[LockRecord]
+    files: list[FileRecord]
+    busy_holder: NotRequired[HolderRecord | None]
+    runner: NotRequired[Annotated[str, Doc("laptop, or cron for a run the host started itself")]]
+    remote_version: NotRequired[str]
+    warnings: NotRequired[list[str]]
+    preflight: NotRequired[list[PreflightRecord]]
+    changes: NotRequired[list[ChangeRecord]]
+    cron_runs: NotRequired[Annotated[list[CronRunRecord], Doc("the cron runs' journals, newest first")]]
+    guards: NotRequired[GuardsRecord]
+    matched_signatures: list[str]
+
+
+_EXIT_HELP = "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+
+
+class RunRecord(TypedDict):
+    """One Guardian run over a set of hosts (``RunReport``): all of ``report.json``."""
+
+    schema_version: Annotated[int, Const(SCHEMA_VERSION)]
+    run_id: Annotated[str, Pattern("^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    command: Annotated[str, OneOf(COMMANDS)]
+    guardian_version: str
+    started_at: str
+    finished_at: str
+    complete: Annotated[bool, Doc("false while the run is in progress or if it could not finish writing")]
+    interrupted: bool
+    exit_code: Annotated[int | None, Doc(_EXIT_HELP)]
+    options: dict[str, Any]
+    outcomes: dict[str, Outcome]
+    incidents: list[IncidentRecord]
+    stopped_reason: Annotated[str, Doc("why a rolling recovery stopped early")]
+    hosts: list[HostRecord]
