@@ -10,6 +10,7 @@ from typing import Dict, FrozenSet, Sequence, Tuple
 #: Each outcome with the line an operator reads about it (README, schema, view legends).
 DESCRIPTIONS: Dict[str, str] = {
     "pending": "not finished yet (a report saved while the run is under way)",
+    "running": "a host's journal of a run that has not finished, or whose runner died before it could",
     "healthy": "the check passed; nothing was done",
     "healed": "recovery ran and the re-check passed",
     "still-degraded": "after recovery (or with it held back) the check still says degraded",

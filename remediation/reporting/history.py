@@ -26,11 +26,12 @@ from .views.labels import actions_text, clean, outcome_counts
 FLAP_CHANGES = 3
 NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "hold", "release"})  # outcomes say nothing about health
 #: Outcomes that say nothing about the host's health either (it was not looked at).
-NO_VERDICT = frozenset({"pending", "held", "skipped", "interrupted", "busy", "deferred"})
+NO_VERDICT = frozenset({"pending", "running", "held", "skipped", "interrupted", "busy", "deferred"})
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 #: The mark of each outcome in the terminal's strip of outcomes over time.
 GLYPHS = {
     "pending": "…",
+    "running": "…",
     "healthy": "●",
     "healed": "✚",
     "still-degraded": "▲",

@@ -33,6 +33,7 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "unreachable": ("#ffffff", "#a40e26", "#82071e"),
     "host-key-rejected": ("#ffffff", "#82071e", "#4c0010"),
     "pending": ("#57606a", "#eaeef2", "#afb8c1"),
+    "running": ("#57606a", "#eaeef2", "#afb8c1"),
     "changed": ("#0a4a1f", "#aceebb", "#1a7f37"),
     "unchanged": ("#116329", "#dafbe1", "#2da44e"),
     "would-change": ("#7d4e00", "#fff8c5", "#e3b341"),

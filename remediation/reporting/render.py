@@ -41,6 +41,7 @@ OUTCOME_STYLE = {
     "unreachable": "bold red reverse",
     "host-key-rejected": "bold red reverse",
     "pending": "dim",
+    "running": "dim",
     "changed": "bold green",
     "unchanged": "green",
     "would-change": "yellow",
