@@ -1,19 +1,80 @@
-"""Shared pytest fixtures: the session-wide lab fleet."""
+"""Shared pytest fixtures and helpers: the session-wide lab fleet, and running a fleet command
+the way its task does."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from remediation import jobs
 from remediation.lab import Lab
+from remediation.reporting.report import ReportStore, RunReport
 
 APP = "/root/stock-bot"
 LAB_HOSTS = 6  # manager cycle: supervisor, process-compose, signal, supervisor x3
+
+
+#: The fleet commands behind the tasks, by task name.
+FLEET_COMMANDS: dict[str, Callable[..., int]] = {
+    "premarket": jobs.premarket,
+    "recover": jobs.recover,
+    "deploy": jobs.deploy,
+    "collect": jobs.collect,
+    "hold": jobs.hold,
+    "release": jobs.release,
+}
+
+
+@dataclass
+class CommandRun:
+    """What one fleet command gave: its exit code, the report it saved and what it printed."""
+
+    code: int
+    report: RunReport
+    out: str
+
+
+def run_command(
+    command: str,
+    hosts: str,
+    *,
+    inventory: Sequence[Path],
+    reports: Path,
+    ssh_config: str | None = None,
+    width: int = 200,
+    **request: Any,
+) -> CommandRun:
+    """Run a fleet command (``premarket``, ``recover``, ``deploy``, ``collect``, ``hold``,
+    ``release``) as its task would, printing into a string, and load the report it saved.
+
+    Args:
+        command: The task's name.
+        hosts: The ``--hosts`` pattern.
+        inventory: The inventory files, in layering order.
+        reports: The report folder; the run's report is loaded from there.
+        ssh_config: The ssh_config file to honour; None (the default) for none, so that tests
+            never read the developer's ``~/.ssh/config``.
+        width: The console's width (the recap folds to it).
+        **request: Any other :class:`jobs.FleetRequest` field (``overrides``, ``dry_run``...).
+
+    Returns:
+        The exit code, the saved report and the printed output.
+    """
+    out = io.StringIO()
+    fleet_request = jobs.FleetRequest(
+        hosts=hosts, inventory=list(inventory), reports=reports, ssh_config=ssh_config, **request
+    )
+    code = FLEET_COMMANDS[command](fleet_request, console=Console(file=out, width=width))
+    return CommandRun(code, ReportStore(reports).load(), out.getvalue())
 
 
 def _lab_supported() -> str | None:
