@@ -172,11 +172,6 @@ def test_first_ctrl_c_asks_running_hosts_to_stop_and_waits_for_what_they_did(run
     assert fleet.seconds < 10  # it waited for the hosts, not for the 20 s grace
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (fleet.py): a Ctrl-C while FleetRun.start() is still handing hosts to workers escapes "
-    "FleetRun.run: no final report, and the hosts already started run on without a controller",
-)
 def test_ctrl_c_while_hosts_are_still_being_started_gives_a_complete_report(run_fleet: RunFleet) -> None:
     fleet = run_fleet(
         {"h1": runner(UW, action_seconds=0.3), "h2": runner(UW), "h3": runner(UW)},
@@ -188,11 +183,6 @@ def test_ctrl_c_while_hosts_are_still_being_started_gives_a_complete_report(run_
     assert all(s.control == [{"stop": CTRL_C_REASON}] for s in fleet.fake.sessions_of("h1"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (fleet.py): a host still waiting for a worker at Ctrl-C is reported 'interrupted (Ctrl-C) "
-    "while running; the host's session was closed', though it was never contacted",
-)
 def test_hosts_that_never_started_are_not_reported_as_cut_mid_run(run_fleet: RunFleet) -> None:
     """A host still waiting for a worker at Ctrl-C was never contacted: its reason must not send
     the operator looking for a session that was closed or a journal on the host."""
@@ -204,6 +194,7 @@ def test_hosts_that_never_started_are_not_reported_as_cut_mid_run(run_fleet: Run
     assert "h2" not in fleet.fake.hosts_run()
     reason = fleet.host("h2").reason
     assert "session was closed" not in reason and "while running" not in reason, reason
+    assert reason == "interrupted before this host finished"
 
 
 def test_the_grace_running_out_cuts_the_session_and_marks_the_action_in_hand_interrupted(run_fleet: RunFleet) -> None:

@@ -283,8 +283,8 @@ class FleetRun:
 
     def run(self) -> RunReport:
         self.save()
-        self.start()
         try:
+            self.start()  # a Ctrl-C while hosts are being started is handled like any other
             while len(self.final) < len(self.order):
                 self.drain_gates()
                 active = [f for f in self.futures if not f.done()]
@@ -363,8 +363,8 @@ class FleetRun:
             future.cancel()
         for name, run in self.runs.items():
             run.interrupt()
-            if name in self.final:
-                continue
+            if name in self.final or not run.report.started_at:
+                continue  # a run that never started: run() reports it, as not finished
             self.place(run.report)
             self.final.add(name)
 
