@@ -224,6 +224,16 @@ def runner(
     return script
 
 
+def finishes(outcome: str, reason: str = "") -> Script:
+    """A runner that reports ``outcome`` straight away (whatever the job)."""
+
+    def script(session: FakeSession) -> None:
+        session.emit("start", version="fake")
+        session.result(outcome, reason or f"fake: {outcome}")
+
+    return script
+
+
 def unreachable(reason: str = "cannot connect to 192.0.2.1:22: Connection refused") -> Script:
     """A host whose session cannot be opened."""
 
