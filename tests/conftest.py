@@ -1,5 +1,5 @@
-"""Shared pytest fixtures and helpers: the session-wide lab fleet, and running a fleet command
-the way its task does."""
+"""Shared pytest fixtures and helpers: the session-wide lab fleet, running a fleet command the
+way its task does, and a stand-in SSH server on loopback with name lookups kept local."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from ssh_stub import StubSSHServer
 
 from remediation import jobs
 from remediation.lab import Lab
@@ -182,3 +184,29 @@ def run_cron_runner(lab: Lab, host: str) -> str:
         timeout=60,
     )
     return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def ssh_server() -> Iterator[StubSSHServer]:
+    """A StubSSHServer on loopback, closed afterwards."""
+    server = StubSSHServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Name lookups stay on this machine: loopback addresses resolve, every other name is
+    refused as a resolver would refuse an unknown one (and recorded)."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(host).startswith("127."):
+            asked.append(str(host))
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no agent: only the configured key
+    return asked
