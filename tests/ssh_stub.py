@@ -10,6 +10,7 @@ from pathlib import Path
 import paramiko
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from paramiko.common import AUTH_FAILED
 
 
 def write_ed25519_key(path: Path) -> paramiko.PKey:
@@ -47,7 +48,7 @@ class StubSSHServer:
 
             def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
                 server.offered.append((username, key.get_base64()))
-                return paramiko.AUTH_FAILED
+                return AUTH_FAILED
 
         while True:
             try:

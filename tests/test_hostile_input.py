@@ -181,14 +181,15 @@ def test_shell_metacharacters_in_host_paths_are_only_ever_paths(scratch: Path) -
         result = local_premarket(scratch, "app_dir", value)
         host = result.report.hosts[0]
         assert (result.code, host.outcome) == (0, "healthy"), host.reason
-        assert f"check ran in {app}" in host.before["tail"]
+        assert host.before is not None and f"check ran in {app}" in host.before["tail"]
 
         script = scratch / "app" / value
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(CHECK_SCRIPT)
         result = local_premarket(scratch, "check", value)
-        assert (result.code, result.report.hosts[0].outcome) == (0, "healthy"), result.report.hosts[0].reason
-        assert "RESULT: HEALTHY" in result.report.hosts[0].before["tail"]
+        host = result.report.hosts[0]
+        assert (result.code, host.outcome) == (0, "healthy"), host.reason
+        assert host.before is not None and "RESULT: HEALTHY" in host.before["tail"]
 
         (scratch / "app2").mkdir(exist_ok=True)
         (scratch / "app2" / "pre_market_health_check.py").write_text(CHECK_SCRIPT)

@@ -447,17 +447,17 @@ def _png_rows(data: bytes, *, rows: int) -> tuple[int, int, int, list[bytes]]:
     prev = bytearray(stride)
     for y in range(min(rows, height)):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        filter_type, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for x in range(stride):
             a = line[x - bpp] if x >= bpp else 0
             b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
-            if kind == 1:
+            if filter_type == 1:
                 line[x] = (line[x] + a) & 0xFF
-            elif kind == 2:
+            elif filter_type == 2:
                 line[x] = (line[x] + b) & 0xFF
-            elif kind == 3:
+            elif filter_type == 3:
                 line[x] = (line[x] + (a + b) // 2) & 0xFF
-            elif kind == 4:
+            elif filter_type == 4:
                 pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
                 line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
         out.append(bytes(line))
@@ -511,14 +511,14 @@ def test_screenshot_of_a_realistic_run_shows_every_host_and_its_outcome_on_the_f
     width, height, bpp, pixels = _png_rows(shot.read_bytes(), rows=lowest)
     assert (width, height) == (SHOT_WIDTH, SHOT_HEIGHT)
     for row in rows:
-        fg, bg, _ = (_rgb(c) for c in OUTCOME_COLOURS[row["badge"]])
+        text_rgb, badge_rgb, _ = (_rgb(c) for c in OUTCOME_COLOURS[row["badge"]])
         middle = pixels[int(row["top"] + row["height"] / 2)]
         left, right = int(row["left"]), int(row["left"] + row["width"])
         # The badge's padding is its outcome's colour...
-        assert _near(middle[(left + 4) * bpp :], bg), (row["badge"], middle[(left + 4) * bpp : (left + 5) * bpp])
+        assert _near(middle[(left + 4) * bpp :], badge_rgb), (row["badge"], middle[(left + 4) * bpp : (left + 5) * bpp])
         # ...and across its middle some pixels are the label's colour: the outcome is readable.
         label = [middle[x * bpp : x * bpp + 3] for x in range(left + 9, right - 9)]
-        assert sum(_near(px, fg, 60) for px in label) >= 3, row["badge"]
+        assert sum(_near(px, text_rgb, 60) for px in label) >= 3, row["badge"]
     if os.environ.get("GUARDIAN_SCREENSHOTS"):  # refresh the documentation's screenshot
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS / "report-screenshot.png")
