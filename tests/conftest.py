@@ -1,19 +1,82 @@
-"""Shared pytest fixtures: the session-wide lab fleet."""
+"""Shared pytest fixtures and helpers: the session-wide lab fleet, running a fleet command the
+way its task does, and a stand-in SSH server on loopback with name lookups kept local."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from ssh_stub import StubSSHServer
 
+from remediation import jobs
 from remediation.lab import Lab
+from remediation.reporting.report import ReportStore, RunReport
 
 APP = "/root/stock-bot"
 LAB_HOSTS = 6  # manager cycle: supervisor, process-compose, signal, supervisor x3
+
+
+#: The fleet commands behind the tasks, by task name.
+FLEET_COMMANDS: dict[str, Callable[..., int]] = {
+    "premarket": jobs.premarket,
+    "recover": jobs.recover,
+    "deploy": jobs.deploy,
+    "collect": jobs.collect,
+    "hold": jobs.hold,
+    "release": jobs.release,
+}
+
+
+@dataclass
+class CommandRun:
+    """What one fleet command gave: its exit code, the report it saved and what it printed."""
+
+    code: int
+    report: RunReport
+    out: str
+
+
+def run_command(
+    command: str,
+    hosts: str,
+    *,
+    inventory: Sequence[Path],
+    reports: Path,
+    ssh_config: str | None = None,
+    width: int = 200,
+    **request: Any,
+) -> CommandRun:
+    """Run a fleet command (``premarket``, ``recover``, ``deploy``, ``collect``, ``hold``,
+    ``release``) as its task would, printing into a string, and load the report it saved.
+
+    Args:
+        command: The task's name.
+        hosts: The ``--hosts`` pattern.
+        inventory: The inventory files, in layering order.
+        reports: The report folder; the run's report is loaded from there.
+        ssh_config: The ssh_config file to honour; None (the default) for none, so that tests
+            never read the developer's ``~/.ssh/config``.
+        width: The console's width (the recap folds to it).
+        **request: Any other :class:`jobs.FleetRequest` field (``overrides``, ``dry_run``...).
+
+    Returns:
+        The exit code, the saved report and the printed output.
+    """
+    out = io.StringIO()
+    fleet_request = jobs.FleetRequest(
+        hosts=hosts, inventory=list(inventory), reports=reports, ssh_config=ssh_config, **request
+    )
+    code = FLEET_COMMANDS[command](fleet_request, console=Console(file=out, width=width))
+    return CommandRun(code, ReportStore(reports).load(), out.getvalue())
 
 
 def _lab_supported() -> str | None:
@@ -121,3 +184,29 @@ def run_cron_runner(lab: Lab, host: str) -> str:
         timeout=60,
     )
     return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def ssh_server() -> Iterator[StubSSHServer]:
+    """A StubSSHServer on loopback, closed afterwards."""
+    server = StubSSHServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Name lookups stay on this machine: loopback addresses resolve, every other name is
+    refused as a resolver would refuse an unknown one (and recorded)."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(host).startswith("127."):
+            asked.append(str(host))
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no agent: only the configured key
+    return asked

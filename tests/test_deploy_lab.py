@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import stat
@@ -10,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from conftest import run_command
 
-from remediation import jobs
 from remediation.execution.bundle import bundle_digest
 from remediation.lab import Lab
-from remediation.reporting.report import ReportStore, RunReport
+from remediation.reporting.report import RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
@@ -41,20 +39,15 @@ def run(
     remove: bool = False,
     **group_vars: object,
 ) -> tuple[int, RunReport, str]:
-    out = io.StringIO()
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    result = run_command(
+        command,
+        hosts,
         inventory=layered_inventory(lab, tmp_path, **group_vars),
         reports=tmp_path / "reports",
-        ssh_config=None,
         dry_run=dry_run,
         remove=remove,
     )
-    console = Console(file=out, width=200)
-    code = {"deploy": jobs.deploy, "collect": jobs.collect, "premarket": jobs.premarket}[command](
-        request, console=console
-    )
-    return code, ReportStore(tmp_path / "reports").load(), out.getvalue()
+    return result.code, result.report, result.out
 
 
 def crontab(lab: Lab, host: str) -> str:

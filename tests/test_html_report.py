@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import json
 import os
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 
 from remediation.reporting.history import history_table, load_history, render_history_html, write_history_html
 from remediation.reporting.html import write_run_html
-from remediation.reporting.htmlpage import CSP, host_anchor
+from remediation.reporting.htmlpage import CSP, OUTCOME_COLOURS, host_anchor
 from remediation.reporting.render import to_text
 from remediation.reporting.report import CollectedFile, HostReport, ReportStore, RunReport
 
@@ -359,8 +363,8 @@ def _browser(chromium: str, profile: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
-def _dom(chromium: str, profile: Path, page: Path) -> str:
-    result = _browser(chromium, profile, "--virtual-time-budget=2000", "--dump-dom", page.as_uri())
+def _dom(chromium: str, profile: Path, page: Path, *args: str) -> str:
+    result = _browser(chromium, profile, "--virtual-time-budget=2000", *args, "--dump-dom", page.as_uri())
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -396,19 +400,129 @@ def test_pages_load_in_a_real_browser(tmp_path: Path) -> None:
     assert head is not None and 'data-selfcheck="error: expected 4 sections, found 3"' in head.group(0)
 
 
-def test_screenshot_of_a_realistic_run(tmp_path: Path) -> None:
-    """A screenshot renders; with GUARDIAN_SCREENSHOTS=1 it becomes docs/report-screenshot.png."""
+SEEN_PROBE = """window.addEventListener('load', function () {
+  var rows = Array.prototype.map.call(document.querySelectorAll('table.recap tbody tr'), function (tr) {
+    var b = tr.querySelector('.badge'), r = b.getBoundingClientRect(), s = getComputedStyle(b);
+    return {host: tr.cells[0].innerText, badge: b.innerText, text: tr.innerText, left: r.left, top: r.top,
+            width: r.width, height: r.height, bottom: tr.getBoundingClientRect().bottom,
+            background: s.backgroundColor, color: s.color};
+  });
+  var h1 = document.querySelector('h1');
+  document.documentElement.setAttribute('data-seen', JSON.stringify({rows: rows, title: h1.innerText,
+    titleBottom: h1.getBoundingClientRect().bottom, width: window.innerWidth,
+    scrollWidth: document.documentElement.scrollWidth}));
+});"""
+SHOT_WIDTH, SHOT_HEIGHT = 1280, 1600
+
+
+def _with_probe(page: Path, probe: str, name: str) -> Path:
+    """A copy of ``page`` running ``probe`` (a test script, allowed by its own hash next to the
+    page's in the page's CSP); the page itself stays as it is."""
+    probe_hash = base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
+    text = page.read_text(encoding="utf-8")
+    assert CSP in text
+    probed = text.replace(CSP, CSP.replace("script-src ", f"script-src 'sha256-{probe_hash}' "))
+    probed = probed.replace("</body>", f"<script>{probe}</script></body>")
+    path = page.with_name(name)
+    path.write_text(probed, encoding="utf-8")
+    return path
+
+
+def _png_rows(data: bytes, *, rows: int) -> tuple[int, int, int, list[bytes]]:
+    """(width, height, bytes per pixel, the first ``rows`` rows) of an 8-bit RGB/RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", (0, 0, 0, 0, 0, 0, 0)
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+    width, height, depth, colour_type, _, _, interlace = header
+    assert depth == 8 and colour_type in (2, 6) and interlace == 0, header
+    bpp = 3 if colour_type == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    out: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(min(rows, height)):
+        start = y * (stride + 1)
+        filter_type, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+            if filter_type == 1:
+                line[x] = (line[x] + a) & 0xFF
+            elif filter_type == 2:
+                line[x] = (line[x] + b) & 0xFF
+            elif filter_type == 3:
+                line[x] = (line[x] + (a + b) // 2) & 0xFF
+            elif filter_type == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        out.append(bytes(line))
+        prev = line
+    return width, height, bpp, out
+
+
+def _rgb(css: str) -> tuple[int, int, int]:
+    """'#a40e26' or 'rgb(164, 14, 38)' -> (164, 14, 38)."""
+    if css.startswith("#"):
+        return int(css[1:3], 16), int(css[3:5], 16), int(css[5:7], 16)
+    r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return r, g, b
+
+
+def _near(pixel: bytes, colour: tuple[int, int, int], tolerance: int = 12) -> bool:
+    return all(abs(p - c) <= tolerance for p, c in zip(pixel[:3], colour))
+
+
+def test_screenshot_of_a_realistic_run_shows_every_host_and_its_outcome_on_the_first_screen(tmp_path: Path) -> None:
+    """What an operator sees on opening the page (1280x1600): the run's title, then one recap row
+    per host with its outcome badge in that outcome's colour, its label readable on it, nothing
+    cut at the right edge. Read from the laid-out page (a probe script reports positions and
+    styles), then checked in the screenshot's pixels. With GUARDIAN_SCREENSHOTS=1 the screenshot
+    becomes docs/report-screenshot.png."""
     chromium = _chromium()
     store = ReportStore(tmp_path / "reports")
     report = realistic()
     store.save(report)
-    page = write_run_html(store, report)
-    out = tmp_path / "shot.png"
-    result = _browser(chromium, tmp_path / "profile", f"--screenshot={out}", "--window-size=1280,1600", page.as_uri())
-    assert result.returncode == 0 and out.is_file() and out.stat().st_size > 10_000, result.stderr[-2000:]
+    page = _with_probe(write_run_html(store, report), SEEN_PROBE, "seen.html")
+    size = f"--window-size={SHOT_WIDTH},{SHOT_HEIGHT}"
+    dom = _dom(chromium, tmp_path / "profile", page, size)
+    found = re.search(r'<html[^>]*data-seen="([^"]*)"', dom)
+    assert found, dom[:500]
+    seen = json.loads(html.unescape(found.group(1)))
+
+    assert seen["title"] == f"Guardian premarket {report.run_id}"
+    assert seen["scrollWidth"] <= seen["width"] == SHOT_WIDTH  # nothing runs off the right edge
+    rows = seen["rows"]
+    assert [(r["host"].split()[0], r["badge"]) for r in rows] == [(h.host, h.outcome) for h in report.hosts]
+    assert all(seen["titleBottom"] < r["top"] and r["bottom"] <= SHOT_HEIGHT - 200 for r in rows)  # first screen
+    assert "cannot connect to 203.0.113.12:22" in rows[2]["text"]  # why droplet-3 is unreachable
+    for row in rows:
+        fg, bg, _ = OUTCOME_COLOURS[row["badge"]]
+        assert (_rgb(row["color"]), _rgb(row["background"])) == (_rgb(fg), _rgb(bg)), row
+
+    shot = tmp_path / "shot.png"
+    result = _browser(chromium, tmp_path / "profile", f"--screenshot={shot}", size, page.as_uri())
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    lowest = int(max(r["top"] + r["height"] for r in rows)) + 2
+    width, height, bpp, pixels = _png_rows(shot.read_bytes(), rows=lowest)
+    assert (width, height) == (SHOT_WIDTH, SHOT_HEIGHT)
+    for row in rows:
+        text_rgb, badge_rgb, _ = (_rgb(c) for c in OUTCOME_COLOURS[row["badge"]])
+        middle = pixels[int(row["top"] + row["height"] / 2)]
+        left, right = int(row["left"]), int(row["left"] + row["width"])
+        # The badge's padding is its outcome's colour...
+        assert _near(middle[(left + 4) * bpp :], badge_rgb), (row["badge"], middle[(left + 4) * bpp : (left + 5) * bpp])
+        # ...and across its middle some pixels are the label's colour: the outcome is readable.
+        label = [middle[x * bpp : x * bpp + 3] for x in range(left + 9, right - 9)]
+        assert sum(_near(px, text_rgb, 60) for px in label) >= 3, row["badge"]
     if os.environ.get("GUARDIAN_SCREENSHOTS"):  # refresh the documentation's screenshot
         DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(out, DOCS / "report-screenshot.png")
+        shutil.copyfile(shot, DOCS / "report-screenshot.png")
 
 
 SCROLL_PROBE = """window.addEventListener('load', function () {
@@ -425,14 +539,7 @@ def test_output_box_opens_scrolled_to_its_end(tmp_path: Path) -> None:
     report = realistic()
     flood = "".join(f"{i:05d} filler line of a flooding health check\n" for i in range(300))
     report.hosts[0].before = {**(report.hosts[0].before or {}), "tail": flood + "[FAIL] the last line\n"}
-    page = write_run_html(store, report)
-    probe_hash = base64.b64encode(hashlib.sha256(SCROLL_PROBE.encode()).digest()).decode()
-    text = page.read_text(encoding="utf-8")
-    assert CSP in text
-    probed = text.replace(CSP, CSP.replace("script-src ", f"script-src 'sha256-{probe_hash}' "))
-    probed = probed.replace("</body>", f"<script>{SCROLL_PROBE}</script></body>")
-    probe = page.with_name("probe.html")
-    probe.write_text(probed, encoding="utf-8")
+    probe = _with_probe(write_run_html(store, report), SCROLL_PROBE, "probe.html")
     dom = _dom(chromium, tmp_path / "profile", probe)
     head = re.search(r"<html[^>]*>", dom)
     assert head is not None and 'data-selfcheck="ok"' in head.group(0), head

@@ -8,7 +8,6 @@ an ``unreachable`` route for that range. Whatever reaches h02 went through h01's
 from __future__ import annotations
 
 import errno
-import io
 import json
 import socket
 import subprocess
@@ -16,12 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, checked_and_reset, healthy, lab_names, own_lab
-from rich.console import Console
+from conftest import APP, checked_and_reset, healthy, lab_names, own_lab, run_command
 
-from remediation import jobs
 from remediation.lab import Lab
-from remediation.reporting.report import ReportStore, RunReport
+from remediation.reporting.report import RunReport
 
 pytestmark = pytest.mark.lab
 
@@ -58,15 +55,15 @@ def sshd_log(lab: Lab, host: str) -> str:
 def premarket(
     hosts: str, inventory: list[Path], reports: Path, ssh_config: Path | None = None
 ) -> tuple[int, RunReport]:
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    result = run_command(
+        "premarket",
+        hosts,
         inventory=inventory,
         reports=reports,
         ssh_config=str(ssh_config) if ssh_config else None,
         overrides={"settle_seconds": 1, "check_timeout": 20, "host_deadline": 90},
     )
-    code = jobs.premarket(request, console=Console(file=io.StringIO(), width=200))
-    return code, ReportStore(reports).load()
+    return result.code, result.report
 
 
 def test_the_private_host_has_no_route_from_the_controller(lab: Lab) -> None:

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_command
 from rich.console import Console
 
 from remediation import jobs
-from remediation.reporting.report import ReportStore
+from remediation.reporting.report import ReportStore, RunReport
 
 CHECK = """\
 import os, sys, time
@@ -78,20 +79,19 @@ def inventory(tmp_path: Path, app: Path, **extra: object) -> Path:
 def run(
     tmp_path: Path, app: Path, *, dry_run: bool = False, json_output: bool = False, **extra: object
 ) -> tuple[int, str]:
-    out = Console(file=__import__("io").StringIO(), width=160)
-    request = jobs.FleetRequest(
-        hosts="local",
+    result = run_command(
+        "premarket",
+        "local",
         inventory=[inventory(tmp_path, app, **extra)],
         reports=tmp_path / "reports",
+        width=160,
         dry_run=dry_run,
-        ssh_config=None,
         json_output=json_output,
     )
-    code = jobs.premarket(request, console=out)
-    return code, out.file.getvalue()  # type: ignore[attr-defined]
+    return result.code, result.out
 
 
-def latest(tmp_path: Path):  # type: ignore[no-untyped-def]
+def latest(tmp_path: Path) -> RunReport:
     return ReportStore(tmp_path / "reports").load()
 
 

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, own_lab
+from conftest import APP, own_lab, run_command
 from rich.console import Console
 from test_reliability_lab import FakeServer
 
 from remediation import jobs
 from remediation.lab import Lab
-from remediation.reporting.report import ReportStore, RunReport
+from remediation.reporting.report import RunReport
 
 pytestmark = pytest.mark.lab
 
@@ -60,16 +60,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def premarket(lab: Lab, tmp_path: Path, hosts: str, extra: Path | None = None) -> tuple[int, RunReport, float]:
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    started = time.monotonic()
+    result = run_command(
+        "premarket",
+        hosts,
         inventory=[lab.inventory_path, *([extra] if extra else [])],
         reports=tmp_path / "reports",
-        ssh_config=None,
         overrides={"settle_seconds": 1, "connect_timeout": 3, "check_timeout": CHECK_TIMEOUT, "lock_wait": 2},
     )
-    started = time.monotonic()
-    code = jobs.premarket(request, console=Console(file=io.StringIO(), width=200))
-    return code, ReportStore(tmp_path / "reports").load(), time.monotonic() - started
+    return result.code, result.report, time.monotonic() - started
 
 
 def tree(path: Path) -> dict[str, bytes]:

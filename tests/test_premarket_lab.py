@@ -6,15 +6,13 @@ The session lab has six hosts: h01 supervisor, h02 process-compose (stand-in), h
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from conftest import CommandRun, run_command
 
-from remediation import jobs
 from remediation.lab import Lab
 from remediation.reporting.report import ReportStore, RunReport
 
@@ -37,17 +35,15 @@ def run(
         override = tmp_path / "zz-known-hosts.yml"  # layered after the lab inventory
         override.write_text(json.dumps({"groups": {"lab": {"vars": {"known_hosts": str(known_hosts)}}}}))
         inventory.append(override)
-    out = io.StringIO()
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    result = run_command(
+        "premarket",
+        hosts,
         inventory=inventory,
         reports=tmp_path / "reports",
-        ssh_config=None,
         overrides={"settle_seconds": 1, "check_timeout": 20, "host_deadline": 90},
         **kwargs,
-    )  # type: ignore[arg-type]
-    code = jobs.premarket(request, console=Console(file=out, width=200))
-    return code, ReportStore(tmp_path / "reports").load(), out.getvalue()
+    )
+    return result.code, result.report, result.out
 
 
 def outcomes(report: RunReport) -> dict[str, str]:
@@ -234,15 +230,16 @@ def test_ssh_config_host_alias_is_honoured(fleet: Lab, tmp_path: Path) -> None:
         )
     )
     lab.fault("h04", "uw")
-    request = jobs.FleetRequest(
-        hosts="droplet-a",
+    result = run_command(
+        "premarket",
+        "droplet-a",
         inventory=[inventory],
         reports=tmp_path / "reports",
         ssh_config=str(ssh_config),
         overrides={"settle_seconds": 1},
     )
-    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
-    report = ReportStore(tmp_path / "reports").load()
+    assert result.code == 0
+    report = result.report
     assert outcomes(report) == {"droplet-a": "healed"}
     assert report.run_id in lab.path("h04", f"{APP}/logs/guardian.log").read_text()  # it really was h04
 
@@ -324,15 +321,18 @@ def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path
             }
         )
     )
-    request = jobs.FleetRequest(
-        hosts="droplet-b", inventory=[inventory], reports=tmp_path / "reports", ssh_config=str(ssh_config)
-    )
-    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 0
+    def premarket() -> CommandRun:
+        return run_command(
+            "premarket", "droplet-b", inventory=[inventory], reports=tmp_path / "reports", ssh_config=str(ssh_config)
+        )
+
+    assert premarket().code == 0
     # Without UserKnownHostsFile the default ~/.ssh/known_hosts does not know the lab: refused.
     ssh_config.write_text(
         f"Host droplet-b\n  HostName {lab.host('h05').address}\n  User root\n  IdentityFile {lab.key_path}\n"
         f"  UserKnownHostsFile {tmp_path / 'empty_known_hosts'}\n"
     )
     (tmp_path / "empty_known_hosts").write_text("")
-    assert jobs.premarket(request, console=Console(file=io.StringIO())) == 4
-    assert ReportStore(tmp_path / "reports").load().hosts[0].outcome == "host-key-rejected"
+    rejected = premarket()
+    assert rejected.code == 4
+    assert rejected.report.hosts[0].outcome == "host-key-rejected"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -15,10 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-
-from remediation import jobs
-from remediation.reporting.report import ReportStore
+from conftest import CommandRun, run_command
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stock-bot"
 
@@ -66,7 +62,7 @@ def app(tmp_path: Path) -> Iterator[Path]:
             subprocess.run([sys.executable, str(app / "lab_fault.py"), "reset"], capture_output=True)
 
 
-def premarket(tmp_path: Path, app: Path, *, dry_run: bool = False) -> int:
+def premarket(tmp_path: Path, app: Path, *, dry_run: bool = False) -> CommandRun:
     inv = tmp_path / "local.yml"
     inv.write_text(
         json.dumps(
@@ -87,10 +83,7 @@ def premarket(tmp_path: Path, app: Path, *, dry_run: bool = False) -> int:
             }
         )
     )
-    request = jobs.FleetRequest(
-        hosts="local", inventory=[inv], reports=tmp_path / "reports", ssh_config=None, dry_run=dry_run
-    )
-    return jobs.premarket(request, console=Console(file=io.StringIO()))
+    return run_command("premarket", "local", inventory=[inv], reports=tmp_path / "reports", dry_run=dry_run)
 
 
 def fault(app: Path, kind: str) -> None:
@@ -101,8 +94,9 @@ def test_uw_fault_healed_by_a_real_restart(tmp_path: Path, app: Path) -> None:
     uw_before, bot_before = daemon_pid(app, "uw_daemon.json"), daemon_pid(app, "trading_bot.json")
     fault(app, "uw")
     fault(app, "live-lock")
-    assert premarket(tmp_path, app) == 0
-    host = ReportStore(tmp_path / "reports").load().hosts[0]
+    result = premarket(tmp_path, app)
+    assert result.code == 0
+    host = result.report.hosts[0]
     assert host.outcome == "healed", host.reason
     assert host.matched_signatures == ["uw_socket"]
     restart = next(a for a in host.actions if a["kind"] == "restart")
@@ -117,8 +111,9 @@ def test_uw_fault_healed_by_a_real_restart(tmp_path: Path, app: Path) -> None:
 def test_sip_fault_writes_alert_and_restarts_the_bot(tmp_path: Path, app: Path) -> None:
     uw_before, bot_before = daemon_pid(app, "uw_daemon.json"), daemon_pid(app, "trading_bot.json")
     fault(app, "sip")
-    assert premarket(tmp_path, app) == 0
-    report = ReportStore(tmp_path / "reports").load()
+    result = premarket(tmp_path, app)
+    assert result.code == 0
+    report = result.report
     host = report.hosts[0]
     assert host.outcome == "healed"
     assert [(a["kind"], a["target"]) for a in host.actions] == [
@@ -138,8 +133,9 @@ def test_dry_run_leaves_the_app_exactly_as_it_was(tmp_path: Path, app: Path) -> 
     pids = daemon_pid(app, "uw_daemon.json"), daemon_pid(app, "trading_bot.json")
     listing = sorted(str(p.relative_to(app)) for p in app.rglob("*") if "logs" not in p.parts)
     logs = {p.name: p.stat().st_size for p in (app / "logs").glob("guardian*")}
-    assert premarket(tmp_path, app, dry_run=True) == 2
-    host = ReportStore(tmp_path / "reports").load().hosts[0]
+    result = premarket(tmp_path, app, dry_run=True)
+    assert result.code == 2
+    host = result.report.hosts[0]
     assert host.outcome == "unhealthy"
     assert [(a["kind"], a["target"]) for a in host.plan["actions"]] == [
         ("remove_lock", "metadata.lock"),

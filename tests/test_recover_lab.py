@@ -4,7 +4,6 @@ the blast-radius guard, maintenance holds, the retry file and webhook alerts."""
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import threading
 import time
@@ -12,10 +11,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import run_cron_runner
-from rich.console import Console
+from conftest import run_command, run_cron_runner
 
-from remediation import jobs
 from remediation.errors import GuardianError
 from remediation.lab import Lab
 from remediation.reporting.report import ReportStore, RunReport
@@ -46,24 +43,15 @@ def run(
         extra = tmp_path / "zz-vars.yml"
         extra.write_text(json.dumps({"groups": {"lab": {**group_vars}}}))
         inventory.append(extra)
-    out = io.StringIO()
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    result = run_command(
+        command,
+        hosts,
         inventory=inventory,
         reports=tmp_path / "reports",
-        ssh_config=None,
         overrides={"settle_seconds": 1, "check_timeout": 20},
         **options,
-    )  # type: ignore[arg-type]
-    func = {
-        "premarket": jobs.premarket,
-        "recover": jobs.recover,
-        "hold": jobs.hold,
-        "release": jobs.release,
-        "deploy": jobs.deploy,
-    }[command]
-    code = func(request, console=Console(file=out, width=200))
-    return code, ReportStore(tmp_path / "reports").load(), out.getvalue()
+    )
+    return result.code, result.report, result.out
 
 
 def outcomes(report: RunReport) -> dict[str, str]:

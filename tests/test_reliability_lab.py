@@ -14,27 +14,27 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CommandRun, run_command
 from rich.console import Console
 
 from remediation import jobs
 from remediation.errors import ReportError
 from remediation.lab import Lab
-from remediation.reporting.report import ReportStore, RunReport
+from remediation.reporting.report import RunReport
 
 pytestmark = pytest.mark.lab
 APP = "/root/stock-bot"
 
 
 def run(tmp_path: Path, inventory: list[Path], hosts: str, reports: Path | None = None) -> tuple[int, RunReport]:
-    request = jobs.FleetRequest(
-        hosts=hosts,
+    result = run_command(
+        "premarket",
+        hosts,
         inventory=inventory,
         reports=reports or tmp_path / "reports",
-        ssh_config=None,
         overrides={"settle_seconds": 1, "connect_timeout": 3, "check_timeout": 20},
     )
-    code = jobs.premarket(request, console=Console(file=io.StringIO(), width=200))
-    return code, ReportStore(reports or tmp_path / "reports").load()
+    return result.code, result.report
 
 
 class FakeServer:
@@ -142,19 +142,16 @@ def test_binary_output_is_reported_not_fatal(fleet: Lab, tmp_path: Path) -> None
     check.write_text(
         "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x00garbage \\x1b[2J UW socket fail\\n')\nsys.exit(1)\n"
     )
-    request = jobs.FleetRequest(
-        hosts="h04",
+    result = run_command(
+        "premarket",
+        "h04",
         inventory=[lab.inventory_path],
         reports=tmp_path / "reports",
-        ssh_config=None,
         check="binary_check.py",
         overrides={"settle_seconds": 1},
     )
-    out = io.StringIO()
-    code = jobs.premarket(request, console=Console(file=out, width=200))
-    report = ReportStore(tmp_path / "reports").load()
-    host = report.hosts[0]
-    assert host.matched_signatures == ["uw_socket"] and host.outcome == "still-degraded" and code == 2
+    host = result.report.hosts[0]
+    assert host.matched_signatures == ["uw_socket"] and host.outcome == "still-degraded" and result.code == 2
     assert "\ufffd" in host.before["tail"]
     text = io.StringIO()
     jobs.show_report(tmp_path / "reports", host="h04", console=Console(file=text, width=200))
@@ -230,18 +227,17 @@ def test_sshd_killed_mid_run_leaves_the_host_untouched_and_reported(fleet: Lab, 
     other = lab.path("h06", f"{APP}/slow_check.py")
     other.write_text("print('[OK] all good')\n")
     before = json.loads(lab.path("h05", f"{APP}/state/uw_daemon.json").read_text())["pid"]
-    result: dict[str, object] = {}
+    result: dict[str, CommandRun] = {}
 
     def premarket() -> None:
-        request = jobs.FleetRequest(
-            hosts="h05,h06",
+        result["run"] = run_command(
+            "premarket",
+            "h05,h06",
             inventory=[lab.inventory_path],
             reports=tmp_path / "reports",
-            ssh_config=None,
             check="slow_check.py",
             overrides={"settle_seconds": 1},
         )
-        result["code"] = jobs.premarket(request, console=Console(file=io.StringIO()))
 
     worker = threading.Thread(target=premarket)
     worker.start()
@@ -256,12 +252,12 @@ def test_sshd_killed_mid_run_leaves_the_host_untouched_and_reported(fleet: Lab, 
         lab.exec("h05", ["kill", "-9", *pids])
     finally:
         worker.join(timeout=90)
-    report = ReportStore(tmp_path / "reports").load()
+    report = result["run"].report
     outcomes = {h.host: h.outcome for h in report.hosts}
     assert outcomes == {"h05": "unreachable", "h06": "healthy"}
     h05 = next(h for h in report.hosts if h.host == "h05")
     assert "connection lost" in h05.reason
-    assert result["code"] == 4
+    assert result["run"].code == 4
     # Nothing was restarted on h05, and its runner let go of the host lock.
     deadline = time.monotonic() + 15
     while lab.exec("h05", ["pgrep", "-f", "slow_check.py|Guardian on-host runner"], check=False).returncode == 0:

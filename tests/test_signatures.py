@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from remediation.agent.signatures import RuleError, classify, load_signatures, signatures_to_data
+from remediation.agent.signatures import MAX_LINE_CHARS, RuleError, classify, load_signatures, signatures_to_data
 from remediation.rules import load_rules
 
 SEED_UW = ["connection_error", "timeout", "UW.*fail", "socket.*fail"]
@@ -79,9 +79,23 @@ def test_rules_round_trip() -> None:
     assert load_signatures(signatures_to_data(rules)) == rules
 
 
+def test_text_past_the_line_cap_is_not_matched() -> None:
+    """Only the first MAX_LINE_CHARS characters of a line are matched (which bounds the work per
+    line): a failure that ends on the last character counted matches, one a character later does not."""
+    rules = load_rules()
+    hit = "UW socket fail"
+    within = "x" * (MAX_LINE_CHARS - len(hit)) + hit
+    beyond = "x" * (MAX_LINE_CHARS - len(hit) + 1) + hit
+    assert len(within) == MAX_LINE_CHARS and len(beyond) == MAX_LINE_CHARS + 1
+    assert [(m.signature, m.line_no) for m in classify(within, rules)] == [("uw_socket", 1)]
+    assert classify(beyond, rules) == []
+    # The cap is per line: the next line is matched from its own start.
+    assert [(m.signature, m.line_no) for m in classify(f"{beyond}\n{hit}", rules)] == [("uw_socket", 2)]
+
+
 def test_matching_huge_output_is_bounded() -> None:
     rules = load_rules()
     line = "x" * 200_000 + "UW fail"
     started = time.monotonic()
-    classify("\n".join([line] * 50), rules)
+    assert classify("\n".join([line] * 50), rules) == []  # the failure is far past the cap
     assert time.monotonic() - started < 5

@@ -36,6 +36,9 @@ DEFAULT_FORKS = 32
 STOP_GRACE = 25.0
 #: The survey's outcome for a host that needs acting on.
 _DEFERRED = "deferred"
+#: Makes one host's run, called as ``host_run(host, inventory, job, connect, store, progress,
+#: on_gate=...)``: HostRun itself, or (in tests) a HostRun whose session is scripted.
+HostRunFactory = Callable[..., HostRun]
 
 
 def _iso(ts: float | None = None) -> str:
@@ -62,8 +65,10 @@ class FleetRun:
         max_fail_percent: float | None,
         notify: Callable[[str], None] | None = None,
         stop_grace: float = STOP_GRACE,
+        host_run: HostRunFactory = HostRun,
     ) -> None:
         self.hosts = {h.name: h for h in hosts}
+        self.host_run = host_run
         self.notify = notify or (lambda message: None)
         self.stop_grace = stop_grace
         self.order = [h.name for h in hosts]
@@ -130,7 +135,7 @@ class FleetRun:
         self.save()
 
     def submit(self, name: str, phase: str, job: JobOptions) -> None:
-        run = HostRun(
+        run = self.host_run(
             self.hosts[name], self.inventory, job, self.connect, self.store, self.progress, on_gate=self.on_gate
         )
         self.runs[name] = run
@@ -278,8 +283,8 @@ class FleetRun:
 
     def run(self) -> RunReport:
         self.save()
-        self.start()
         try:
+            self.start()  # a Ctrl-C while hosts are being started is handled like any other
             while len(self.final) < len(self.order):
                 self.drain_gates()
                 active = [f for f in self.futures if not f.done()]
@@ -358,8 +363,8 @@ class FleetRun:
             future.cancel()
         for name, run in self.runs.items():
             run.interrupt()
-            if name in self.final:
-                continue
+            if name in self.final or not run.report.started_at:
+                continue  # a run that never started: run() reports it, as not finished
             self.place(run.report)
             self.final.add(name)
 
@@ -380,8 +385,10 @@ def run_fleet(
     max_fail_percent: float | None = None,
     notify: Callable[[str], None] | None = None,
     stop_grace: float = STOP_GRACE,
+    host_run: HostRunFactory = HostRun,
 ) -> RunReport:
-    """Run ``job`` on every host and return the run's report (also saved in ``store``)."""
+    """Run ``job`` on every host and return the run's report (also saved in ``store``).
+    ``host_run`` makes each host's run (see :data:`HostRunFactory`)."""
     return FleetRun(
         hosts,
         inventory,
@@ -397,4 +404,5 @@ def run_fleet(
         max_fail_percent=max_fail_percent,
         notify=notify,
         stop_grace=stop_grace,
+        host_run=host_run,
     ).run()
