@@ -23,13 +23,14 @@ from invoke.tasks import task
 
 from . import jobs
 from .agent import VERSION
+from .agent.outcomes import EXIT_INTERRUPTED, EXIT_USAGE
 from .config import CONFIG_FILE, load_config
 from .errors import GuardianError
 from .execution.bundle import bundle_digest
 from .reporting.report import LAST_RUN_FILE
 
 F = TypeVar("F", bound=Callable[..., Any])
-USAGE_ERROR = 3
+USAGE_ERROR = EXIT_USAGE
 WEBHOOK_ENV = "GUARDIAN_WEBHOOK_URL"
 
 HELP = {
@@ -54,7 +55,7 @@ _CONNECT = ("hosts", "inventory", "forks", "accept_new_host_keys", "ssh_config",
 
 
 def _guard(func: F) -> F:
-    """Turn Guardian errors into a one-line message and exit code 3, never a traceback."""
+    """Turn Guardian errors into a one-line message and exit code 3 (Ctrl-C: 130), never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +63,10 @@ def _guard(func: F) -> F:
             code = func(*args, **kwargs)
         except GuardianError as exc:
             raise Exit(f"guardian: {exc}", code=USAGE_ERROR) from None
+        except KeyboardInterrupt:
+            # Outside a fleet run (loading the inventory, writing the HTML): nothing was started,
+            # but the exit code is still the documented one. Invoke would make it 1.
+            raise Exit("guardian: interrupted", code=EXIT_INTERRUPTED) from None
         if code:
             raise Exit(code=code)
         return None

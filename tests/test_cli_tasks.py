@@ -276,11 +276,6 @@ def test_a_guardian_error_from_the_job_exits_3_without_a_traceback(
     assert "Traceback" not in exited.out + exited.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (cli.py, not fixed here): a Ctrl-C outside the fleet run (loading the inventory or rules, "
-    "writing the HTML report) exits 1, not the documented 130",
-)
 def test_a_ctrl_c_before_the_fleet_starts_exits_130(capsys: pytest.CaptureFixture[str], fake_jobs: Jobs) -> None:
     fake_jobs.error = KeyboardInterrupt()
     assert guardian(capsys, "premarket", "--hosts", "prod").code == 130

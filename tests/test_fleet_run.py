@@ -267,11 +267,6 @@ def test_a_host_past_its_deadline_fails_and_the_others_do_not_wait(run_fleet: Ru
     assert max(s.ended or 0 for s in fleet.fake.sessions if s.host != "slow") - first_start < 1  # no waiting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hostrun.py, not fixed here): when the host deadline cuts a session, an action the host "
-    "announced as started stays 'started' in the final report instead of 'interrupted' with the journal hint",
-)
 def test_an_action_cut_off_by_the_deadline_is_not_left_started(run_fleet: RunFleet) -> None:
     fleet = run_fleet({"slow": hangs(after_action=True)}, hosts=local_hosts("slow", host_deadline=1.0))
     host = fleet.host("slow")

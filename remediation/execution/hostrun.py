@@ -286,6 +286,8 @@ class HostRun:
         finally:
             with self.lock:
                 self.done = True
+                if not self.got_result:
+                    self._mark_unfinished_actions()
             if self.session is not None:
                 close_session(self.session)
             self.report.duration = round(time.monotonic() - started, 3)
@@ -314,13 +316,7 @@ class HostRun:
             if not self.got_result:
                 self.report.outcome = "interrupted"
                 self.report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
-                for action in self.report.actions:
-                    if action.get("result") == "started":
-                        action["result"] = "interrupted"
-                        action["detail"] = (
-                            "started on the host, but the session was closed before its result came back; "
-                            f"the host's journal ({JOURNAL_HINT}/{self.job.run_id}.json) records how it ended"
-                        )
+                self._mark_unfinished_actions()
                 started = [f"{a['kind']} {a['target']}" for a in self.report.actions]
                 if started:
                     self.report.reason += f"; actions started on the host: {', '.join(started)}"
@@ -328,6 +324,17 @@ class HostRun:
             session = self.session
         if session is not None:
             close_session(session)
+
+    def _mark_unfinished_actions(self) -> None:
+        """Actions the host announced but whose result never came back (Ctrl-C, the host
+        deadline, a lost connection) end ``interrupted``, pointing at the host's journal."""
+        for action in self.report.actions:
+            if action.get("result") == "started":
+                action["result"] = "interrupted"
+                action["detail"] = (
+                    "started on the host, but the session was closed before its result came back; "
+                    f"the host's journal ({JOURNAL_HINT}/{self.job.run_id}.json) records how it ended"
+                )
 
     def _set(self, outcome: str, reason: str) -> None:
         if self.interrupted:
