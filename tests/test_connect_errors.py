@@ -173,17 +173,7 @@ def test_a_missing_key_is_named_before_even_the_jump_host_is_contacted(tmp_path:
     assert not connection_attempted(listener)
 
 
-KEY_MESSAGE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG (transport.py, not fixed here): paramiko tries every key class on a key file and raises "
-    "the last error, so an RSA or ECDSA key the host refuses reads 'SSH handshake ... failed: encountered "
-    "RSA key, expected OPENSSH key' instead of an authentication failure",
-)
-
-
-@pytest.mark.parametrize(
-    "kind", ["ed25519", pytest.param("rsa", marks=KEY_MESSAGE_BUG), pytest.param("ecdsa", marks=KEY_MESSAGE_BUG)]
-)
+@pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])
 def test_a_key_the_host_refuses_is_an_authentication_failure_whatever_its_type(
     tmp_path: Path, ssh_server: StubSSHServer, loopback_only: list[str], kind: str
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -236,6 +237,9 @@ def prepare_key_files(hop: Hop, options: ConnectOptions) -> list[str]:
     return skipped
 
 
+_KEY_CLASS_MISMATCH = re.compile(r"encountered \w+ key, expected \w+ key")
+
+
 def open_hop(hop: Hop, *, through: Hop | None = None, skipped_keys: Sequence[str] = ()) -> None:
     """Open one hop (its gateway is open already). Raises ConnectError or HostKeyError."""
     conn = hop.conn
@@ -261,6 +265,12 @@ def open_hop(hop: Hop, *, through: Hop | None = None, skipped_keys: Sequence[str
             f"{hop.where}: {exc.text}"
         ) from None
     except (paramiko.SSHException, EOFError) as exc:
+        if _KEY_CLASS_MISMATCH.search(str(exc)):  # raised while authenticating, after the handshake
+            # paramiko tries every key class on a key file and raises the last one's complaint
+            # when the server refused the key: the handshake was fine, authentication was not.
+            raise ConnectError(
+                f"authentication failed for {conn.user}@{conn.host}:{conn.port}: no key was accepted ({exc}){unused}"
+            ) from None
         raise ConnectError(f"SSH handshake with {hop.where} failed: {exc}{unused}") from None
     except (TimeoutError, socket.timeout):
         raise ConnectError(f"connection to {hop.where} timed out after {conn.connect_timeout:g}s") from None
