@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import JOURNAL_DIR, STATE_DIR, VERSION
+from . import JOURNAL_DIR, STATE_DIR, VERSION, events
 from .cronblock import (
     ScheduleError,
     block_lines,
@@ -140,7 +140,7 @@ class Installer:
             )
         crontab = shutil.which("crontab")
         self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
-        self.emit({"event": "preflight", "checks": self.preflight})
+        self.emit(events.preflight(self.preflight))
         return all(c["ok"] or not c["fatal"] for c in self.preflight)
 
     def check_schedule(self, entry: Dict[str, Any]) -> None:
@@ -202,17 +202,17 @@ class Installer:
         if diff:
             change["diff"] = diff
         self.changes.append(change)
-        self.emit({"event": "change", **change})
+        self.emit(events.change(change))
 
     # -- apply -----------------------------------------------------------------------------
 
     def run(self) -> Dict[str, Any]:
-        self.emit({"event": "start", "version": VERSION, "dry_run": self.dry_run})
-        self.emit({"event": "phase", "phase": "preflight"})
+        self.emit(events.start(version=VERSION, dry_run=self.dry_run))
+        self.emit(events.phase("preflight"))
         if not self.run_preflight():
             failed = [c for c in self.preflight if not c["ok"] and c["fatal"]]
             return self.finish("preflight-failed", "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
-        self.emit({"event": "phase", "phase": "remove" if self.remove else "install"})
+        self.emit(events.phase("remove" if self.remove else "install"))
         try:
             current_cron = self.read_crontab()
             if self.remove:
@@ -250,7 +250,7 @@ class Installer:
             "warnings": self.warnings,
             "runner_version": VERSION,
         }
-        self.emit({"event": "result", **record})
+        self.emit(events.result(record))
         return record
 
     def ensure_dir(self, path: str, mode: int) -> None:

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import BUNDLE_DIGEST, JOURNAL_DIR, STATE_DIR, VERSION
+from . import BUNDLE_DIGEST, JOURNAL_DIR, STATE_DIR, VERSION, events
 from .checkrun import CheckRun, run_check
 from .guards import (
     Hold,
@@ -37,7 +37,7 @@ from .plan import CheckState, Plan, PlannedAction, check_state, decide, final_ou
 from .signatures import RuleError, load_signatures
 from .watch import ControllerGone, ControllerWatch, StopRequested
 
-Emit = Callable[[Dict[str, Any]], None]
+Emit = Callable[[events.Event], None]
 ALERT_GLOB_SUFFIX = ".txt"
 
 #: Where Guardian < 0.2 kept that state: inside the app's lock dir.
@@ -112,7 +112,7 @@ class Runner:
     # -- steps ------------------------------------------------------------------------------
 
     def phase(self, name: str) -> None:
-        self.emit({"event": "phase", "phase": name})
+        self.emit(events.phase(name))
 
     def run(self) -> Dict[str, Any]:
         record: Dict[str, Any] = self.record
@@ -131,7 +131,7 @@ class Runner:
                 "files": [],
             }
         )
-        self.emit({"event": "start", **{k: record[k] for k in ("hostname", "version", "dry_run")}})
+        self.emit(events.start(hostname=record["hostname"], version=record["version"], dry_run=record["dry_run"]))
         if not os.path.isdir(self.app_dir):
             return self.finish("unexpected", f"app dir {self.app_dir} does not exist")
         if not self.dry_run:
@@ -188,7 +188,7 @@ class Runner:
         first = self._check(self._safe_log_path(f"guardian_{self.check_stem}_output.log"))
         before = check_state(first.exit_code, timed_out=first.timed_out, error=first.error)
         record["before"] = {**first.to_dict(), "state": before.state, "reason": before.reason}
-        self.emit({"event": "check", "which": "before", **record["before"]})
+        self.emit(events.check("before", record["before"]))
         self.log.write(f"{os.path.basename(self.check_path)} exit code {first.exit_code} -> {before.state}")
         if first.timed_out or first.error:
             self.log.write(f"ERROR: {before.reason}")
@@ -227,7 +227,7 @@ class Runner:
 
         plan = make_plan(dict(self.config.get("suppress", {})))
         record["plan"] = plan.to_dict()
-        self.emit({"event": "plan", **record["plan"]})
+        self.emit(events.plan(record["plan"]))
         after: Optional[CheckState] = None
         if plan.recover and self.config.get("defer") and not self.dry_run:
             # Survey for the blast-radius guard: the controller decides, then runs us again to act.
@@ -237,20 +237,12 @@ class Runner:
             # controller has seen enough of the fleet to say which signatures are an incident.
             plan = make_plan(self._await_gate(first.matches))
             record["plan"] = plan.to_dict()
-            self.emit({"event": "plan", **record["plan"]})
+            self.emit(events.plan(record["plan"]))
         if plan.recover and not self.dry_run:
             after = self._recover(plan, verdicts)
         elif plan.recover:
             for action in plan.actions:
-                self.emit(
-                    {
-                        "event": "action",
-                        "kind": action.kind,
-                        "target": action.target,
-                        "result": "planned",
-                        "reason": action.reason,
-                    }
-                )
+                self.emit(events.planned(action.to_dict()))
         outcome = final_outcome(before, after, dry_run=self.dry_run, held_back=plan.held_back)
         failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
         return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
@@ -291,7 +283,7 @@ class Runner:
             if match.signature not in signatures:
                 signatures.append(match.signature)
         self.phase("gate")
-        self.emit({"event": "gate", "signatures": signatures})
+        self.emit(events.gate(signatures))
         deadline = time.monotonic() + float(self.config.get("gate_timeout", 300))
         while True:
             self.watch.check()
@@ -327,13 +319,13 @@ class Runner:
                 "reason": action.reason,
                 "at": _now_iso(),
                 "t": round(time.time(), 3),
-                "result": "started",
+                "result": events.STARTED,
             }
             # Recorded before it is done: if this run dies inside the action, the journal and the
             # controller still know it began (and the restart budget counts it, see below).
             self.record["actions"].append(result)
             self._write_journal()
-            self.emit({"event": "action", **result})
+            self.emit(events.action(result))
             try:
                 if action.kind == "remove_lock":
                     verdict = by_name[action.target]
@@ -375,7 +367,7 @@ class Runner:
                 self.log.write(f"ERROR: {action.kind} {action.target} failed: {exc}")
             result["duration"] = round(time.monotonic() - started, 3)
             self._write_journal()
-            self.emit({"event": "action", **result})
+            self.emit(events.action(result))
         settle = plan.settle_seconds
         self.phase("settle")
         self.log.write(f"Waiting {settle:g}s for stabilization")
@@ -387,7 +379,7 @@ class Runner:
         retry = self._check(self._safe_log_path(f"guardian_retry_{self.check_stem}.log"))
         after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
         self.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason}
-        self.emit({"event": "check", "which": "after", **self.record["after"]})
+        self.emit(events.check("after", self.record["after"]))
         self.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
         return after
 
@@ -433,7 +425,7 @@ class Runner:
                 if not ok and action["result"] == "ok":
                     action["result"] = "failed"
                     action["detail"] += f"; did not stay up (now {state.state} pid {state.pid})"
-        self.emit({"event": "confirm", "service": service, "confirmed": ok, "pid": state.pid})
+        self.emit(events.confirm(service, ok, state.pid))
         self.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed'} (pid {state.pid})")
 
     def _write_alert(self, action: PlannedAction, *, name: Optional[str] = None) -> str:
@@ -483,7 +475,7 @@ class Runner:
         collect = not self.dry_run and bool(self.config.get("collect", True))
         if collect:
             record["cron_runs"] = [summary for _, summary in self._cron_journals()]
-        self.emit({"event": "result", **{k: v for k, v in record.items() if k != "files"}})
+        self.emit(events.result(record))
         if collect:
             self.send_files()
         return record
@@ -497,20 +489,20 @@ class Runner:
             version=VERSION,
             actions=[],
         )
-        self.emit({"event": "start", "hostname": _hostname(), "version": VERSION, "dry_run": False})
+        self.emit(events.start(hostname=_hostname(), version=VERSION, dry_run=False))
         self.record.update(
             outcome="collected",
             reason="",
             started_at=_now_iso(self.started),
             cron_runs=[summary for _, summary in self._cron_journals()],
         )
-        self.emit({"event": "result", **self.record})
+        self.emit(events.result(self.record))
         self.send_files()
         return self.record
 
     def change_hold(self, action: str) -> int:
         """``invoke hold`` / ``invoke release``: put or lift a maintenance hold on this host."""
-        self.emit({"event": "start", "hostname": _hostname(), "version": VERSION, "dry_run": self.dry_run})
+        self.emit(events.start(hostname=_hostname(), version=VERSION, dry_run=self.dry_run))
         now = time.time()
         record: Dict[str, Any] = {"host": self.config.get("host"), "run_id": self.run_id, "actions": []}
         if action == "hold":
@@ -534,7 +526,7 @@ class Runner:
             if existed:
                 HostLog(self._safe_log_path("guardian.log")).write("Maintenance hold released")
             record.update(outcome="released", reason="hold released" if existed else "no hold was set")
-        self.emit({"event": "result", **record})
+        self.emit(events.result(record))
         return 0
 
     def send_files(self) -> None:
@@ -542,11 +534,11 @@ class Runner:
         self.phase("collect")
         if os.path.isdir(self.logs_dir):
             for item in collect_files(self.logs_dir, self._collect_names(), max_bytes=max_bytes):
-                self.emit({"event": "file", **item})
+                self.emit(events.file(item))
         names = [name for name, _ in self._cron_journals()]
         for item in collect_files(self.journal_dir, names, max_bytes=max_bytes):
             item["name"] = "journal-" + str(item["name"])
-            self.emit({"event": "file", **item})
+            self.emit(events.file(item))
 
     def _cron_journals(self) -> List[Tuple[str, Dict[str, Any]]]:
         """The newest cron-run journals on this host (name, summary), newest first."""
@@ -691,16 +683,16 @@ def text_emitter(stream: Any) -> Emit:
     """Readable lines for a cron log; file contents are summarised, not printed."""
 
     def emit(event: Dict[str, Any]) -> None:
-        kind = event.get("event")
+        kind = events.kind(event)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        if kind == "check":
+        if kind == events.CHECK:
             line = f"check ({event['which']}): exit {event['exit_code']} -> {event['state']}"
-        elif kind == "action":
+        elif kind == events.ACTION:
             detail = event.get("detail", event.get("reason", ""))
             line = f"{event['kind']} {event['target']}: {event['result']} - {detail}"
-        elif kind == "result":
+        elif kind == events.RESULT:
             line = f"outcome: {event['outcome']} {event.get('reason', '')}".rstrip()
-        elif kind == "plan":
+        elif kind == events.PLAN:
             planned = ", ".join(f"{a['kind']} {a['target']}" for a in event["actions"]) or "nothing to do"
             line = "; ".join([f"plan: {planned}", *event["notes"]])
         else:
@@ -770,7 +762,7 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             return 0 if record["outcome"] in DEPLOY_OK else 2
         runner = Runner(config, emit, watch)
     except (RuleError, ManagerError, ValueError) as exc:
-        emit({"event": "result", "outcome": "failed", "reason": f"bad runner config: {exc}"})
+        emit(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
         return 3
     if action == "collect":
         runner.collect_only()

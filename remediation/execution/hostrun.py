@@ -20,7 +20,7 @@ from typing import Any
 
 from invoke.exceptions import CommandTimedOut, ThreadException
 
-from ..agent import JOURNAL_DIR, STATE_DIR
+from ..agent import JOURNAL_DIR, STATE_DIR, events
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory.hosts import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
@@ -151,7 +151,7 @@ class EventSink(io.TextIOBase):
             event = json.loads(line)
         except ValueError:
             event = None
-        if isinstance(event, dict) and "event" in event:
+        if isinstance(event, dict) and events.kind(event) is not None:
             self.on_event(event)
         elif len(self.noise) < 50:
             self.noise.append(line[:300])
@@ -315,7 +315,7 @@ class HostRun:
                 self.report.outcome = "interrupted"
                 self.report.reason = "interrupted (Ctrl-C) while running; the host's session was closed"
                 for action in self.report.actions:
-                    if action.get("result") == "started":
+                    if action.get("result") == events.STARTED:
                         action["result"] = "interrupted"
                         action["detail"] = (
                             "started on the host, but the session was closed before its result came back; "
@@ -386,38 +386,38 @@ class HostRun:
             )
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
+        kind = events.kind(event)
         report = self.report
-        if kind == "phase":
+        if kind == events.PHASE:
             self.phase(str(event.get("phase")))
-        elif kind == "start":
+        elif kind == events.START:
             report.remote_version = str(event.get("version", ""))
-        elif kind == "action" and isinstance(event.get("index"), int):
+        elif kind == events.ACTION and isinstance(event.get("index"), int):
             # Kept as they happen (started, then its result), so a run cut short still shows
             # every action that began on the host; the final result event replaces the list.
             with self.lock:
                 if self.interrupted or self.got_result:
                     return
-                action = {k: v for k, v in event.items() if k != "event"}
+                action = events.action_record(event)
                 index = int(event["index"])
                 if index < len(report.actions):
                     report.actions[index] = action
                 else:
                     report.actions.append(action)
-        elif kind == "check":
-            data = {k: v for k, v in event.items() if k not in ("event", "which", "t")}
+        elif kind == events.CHECK:
+            data = events.check_record(event)
             if event.get("which") == "after":
                 report.after = data
             else:
                 report.before = data
-        elif kind == "plan":
-            report.plan = {k: v for k, v in event.items() if k not in ("event", "t")}
+        elif kind == events.PLAN:
+            report.plan = events.plan_record(event)
             if self.gate is not None and self.on_gate is not None and not event.get("recover") and not self.surveyed:
                 # Nothing to act on here: count this host in the fleet-wide survey now, not after
                 # its logs have come home, so hosts waiting at their gate are answered sooner.
                 self.surveyed = True
                 self.on_gate(self.host.name, [], False)
-        elif kind == "result":
+        elif kind == events.RESULT:
             with self.lock:
                 if self.interrupted:
                     return
@@ -435,9 +435,9 @@ class HostRun:
             report.guards = {k: event[k] for k in ("breakers", "hold") if event.get(k)}
             if report.before is None and event.get("before"):
                 report.before = event["before"]
-        elif kind == "file":
+        elif kind == events.FILE:
             self._store_file(event)
-        elif kind == "gate" and self.on_gate is not None:
+        elif kind == events.GATE and self.on_gate is not None:
             self.surveyed = True
             self.on_gate(self.host.name, [str(s) for s in event.get("signatures", [])], True)
 
