@@ -16,9 +16,10 @@ import stat
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from .config import DeployFields, RunnerConfig
 from .cronblock import (
     ScheduleError,
     block_lines,
@@ -27,9 +28,9 @@ from .cronblock import (
     replace_block,
     validate_schedule,
 )
+from .emit import Emit
 from .managers import ManagerError, make_manager
 
-Emit = Callable[[Dict[str, Any]], None]
 RUNNER_NAME = "guardian-runner.py"
 CONFIG_NAME = "config.json"
 LOGROTATE_NAME = "logrotate.conf"
@@ -102,13 +103,20 @@ def _q(value: str) -> str:
 
 
 class Installer:
-    def __init__(self, config: Dict[str, Any], emit: Emit) -> None:
+    """Deploy (or ``--remove``) Guardian on this host, from the runner's config: its settings,
+    and the deploy fields (schedules, the runner script, cron's config)."""
+
+    def __init__(self, config: Union[RunnerConfig, Mapping[str, Any]], emit: Emit) -> None:
+        if not isinstance(config, RunnerConfig):
+            config = RunnerConfig.from_dict({"action": "deploy", **config})
         self.config = config
+        self.settings = config.settings
+        self.deploy = config.deploy or DeployFields()
         self.emit = emit
-        self.dry_run = bool(config.get("dry_run"))
-        self.remove = bool(config.get("remove"))
-        self.app_dir = os.path.abspath(os.path.expanduser(str(config.get("app_dir", "~/stock-bot"))))
-        self.install_dir = os.path.join(self.app_dir, str(config.get("install_dir", ".guardian")))
+        self.dry_run = config.job.dry_run
+        self.remove = self.deploy.remove
+        self.app_dir = os.path.abspath(os.path.expanduser(self.settings.app_dir))
+        self.install_dir = os.path.join(self.app_dir, self.deploy.install_dir)
         self.changes: List[Dict[str, Any]] = []
         self.preflight: List[Dict[str, Any]] = []
         self.warnings: List[str] = []
@@ -124,13 +132,13 @@ class Installer:
         self.check("python", version >= (3, 9), f"{sys.executable} {version.major}.{version.minor}.{version.micro}")
         self.check("app dir", os.path.isdir(self.app_dir), self.app_dir)
         if not self.remove:
-            for entry in self.config.get("schedules", []):
+            for entry in self.deploy.schedules:
                 self.check_schedule(entry)
             try:
-                manager = make_manager(str(self.config.get("manager")), self.config.get("manager_options", {}))
+                manager = make_manager(self.settings.manager, self.settings.manager_options)
                 self.check(f"process manager {manager.kind}", True, manager.probe())
             except ManagerError as exc:
-                self.check(f"process manager {self.config.get('manager')}", False, str(exc))
+                self.check(f"process manager {self.settings.manager}", False, str(exc))
             logrotate = shutil.which("logrotate")
             self.check(
                 "logrotate",
@@ -166,14 +174,14 @@ class Installer:
 
     def cron_entries(self) -> List[str]:
         """The lines of the crontab block: the schedules that passed pre-flight, and logrotate."""
-        return cron_lines(self.app_dir, str(self.config.get("python", "python3")), self.install_dir, self.schedules)
+        return cron_lines(self.app_dir, self.settings.python, self.install_dir, self.schedules)
 
     # -- desired state ---------------------------------------------------------------------
 
     def desired_files(self) -> List[Dict[str, Any]]:
-        runner_source = str(self.config["runner_source"]).encode()
-        cron_config = json.dumps(self.config["cron_config"], indent=2, sort_keys=True).encode() + b"\n"
-        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"]))).encode()
+        runner_source = self.deploy.runner_source.encode()
+        cron_config = json.dumps(self.deploy.cron_config.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
+        rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns).encode()
         return [
             {
                 "path": os.path.join(self.install_dir, RUNNER_NAME),
@@ -365,7 +373,7 @@ class Installer:
         logrotate = shutil.which("logrotate")
         if logrotate is None:
             return
-        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"])))
+        rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns)
         fd, path = tempfile.mkstemp(prefix="guardian-logrotate-", suffix=".conf")
         state = path + ".state"
         try:
