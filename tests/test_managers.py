@@ -1,16 +1,32 @@
-"""Process-manager output parsers, fed with recorded output (tests/fixtures/)."""
+"""Process managers: their parsers, fed with recorded output (tests/fixtures/), and the commands
+they say they would run."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from remediation.agent.commands import Command, CommandResult, execute
 from remediation.agent.managers import (
     ManagerError,
+    ProcessComposeManager,
+    ServiceSpec,
+    ServiceState,
+    SignalManager,
+    SupervisorManager,
+    SystemdManager,
     parse_process_compose_get,
     parse_supervisor_status,
     parse_systemctl_show,
+    pidfile_status,
+    probe,
+    read_cmdline,
     supervisor_restart_started,
 )
 
@@ -69,3 +85,121 @@ def test_process_compose_get_shapes() -> None:
             assert state.running and state.pid
         else:
             assert not state.running
+
+
+# -- the commands each manager would run -----------------------------------------------------------
+
+SPEC = ServiceSpec(service="uw-daemon", name="uw_flow", program="uw_flow_daemon.py", pidfile="/nonexistent/uw.pid")
+RUNNING = ServiceState(True, 4321, "RUNNING")
+
+
+def test_supervisor_commands() -> None:
+    plain = SupervisorManager({})
+    assert plain.status_command(SPEC) == Command.run("supervisorctl", "status", "uw_flow")
+    assert plain.restart_command(SPEC, RUNNING).to_dict() == {"argv": ["supervisorctl", "restart", "uw_flow"]}
+    configured = SupervisorManager({"supervisorctl": "/opt/sv/bin/supervisorctl", "supervisor_conf": "/etc/sv.conf"})
+    assert configured.restart_command(SPEC, RUNNING).argv == (
+        "/opt/sv/bin/supervisorctl",
+        "-c",
+        "/etc/sv.conf",
+        "restart",
+        "uw_flow",
+    )
+    assert configured.probe_command() == Command.run("/opt/sv/bin/supervisorctl", "-c", "/etc/sv.conf", "pid")
+
+
+def test_supervisor_reads_its_answers() -> None:
+    manager = SupervisorManager({})
+    assert manager.restart_answer(SPEC, CommandResult(0, "uw_flow: stopped\nuw_flow: started\n")).endswith("started")
+    with pytest.raises(ManagerError, match=r"supervisorctl restart uw_flow failed \(exit 1\)"):
+        manager.restart_answer(SPEC, CommandResult(1, "uw_flow: ERROR (no such process)\n"))
+    assert manager.probe_answer(CommandResult(0, "812\n")) == "supervisord pid 812"
+    with pytest.raises(ManagerError, match="supervisord is not answering"):
+        manager.probe_answer(CommandResult(7, "unix:///run/supervisor.sock refused connection"))
+
+
+def test_systemd_commands() -> None:
+    manager = SystemdManager({})
+    assert manager.status_command(SPEC).argv == (
+        "systemctl",
+        "show",
+        "uw_flow",
+        "--property=MainPID,ActiveState,SubState,LoadState",
+    )
+    assert manager.restart_command(SPEC, RUNNING).argv == ("systemctl", "restart", "uw_flow")
+    assert manager.probe_command().argv == ("systemctl", "is-system-running")
+    assert manager.restart_answer(SPEC, CommandResult(0, "")) == "restarted"
+    assert manager.probe_answer(CommandResult(1, "degraded\n")) == "systemd degraded"
+
+
+@pytest.mark.parametrize(
+    ("options", "base"),
+    [
+        ({}, ["process-compose"]),
+        ({"process_compose_port": 8081}, ["process-compose", "-p", "8081"]),
+        (
+            {
+                "process_compose": "/usr/local/bin/pc",
+                "process_compose_socket": "/run/pc.sock",
+                "process_compose_port": 1,
+            },
+            ["/usr/local/bin/pc", "-U", "-u", "/run/pc.sock"],  # the socket wins over the port
+        ),
+    ],
+)
+def test_process_compose_commands(options: dict[str, Any], base: list[str]) -> None:
+    manager = ProcessComposeManager(options)
+    assert list(manager.status_command(SPEC).argv) == [*base, "process", "get", "uw_flow", "-o", "json"]
+    assert manager.restart_command(SPEC, RUNNING).to_dict() == {"argv": [*base, "process", "restart", "uw_flow"]}
+    assert list(manager.probe_command().argv) == [*base, "process", "list", "-o", "json"]
+    with pytest.raises(ManagerError, match="process get uw_flow failed"):
+        manager.parse_status(SPEC, CommandResult(1, "connection refused"))
+
+
+def test_signal_manager_restart_is_a_signal_to_the_verified_pid(tmp_path: Path) -> None:
+    daemon = subprocess.Popen(["sleep", "60"])
+    deadline = time.monotonic() + 10
+    while "sleep" not in read_cmdline(daemon.pid):  # until the child has exec'd
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        pidfile = tmp_path / "sleep.pid"
+        pidfile.write_text(f"{daemon.pid}\n")
+        spec = ServiceSpec("sleeper", "sleeper", "sleep", str(pidfile))
+        manager = SignalManager({})
+        assert manager.status_command(spec) is None  # no command: the pid file is the state
+        state = pidfile_status(spec)
+        assert (state.running, state.pid) == (True, daemon.pid)
+        command = manager.restart_command(spec, state)
+        assert command.to_dict() == {"signal": "SIGTERM", "pid": daemon.pid}
+        assert SignalManager({"restart_signal": "SIGHUP"}).restart_command(spec, state).signal == "SIGHUP"
+        assert execute(command).output == f"sent SIGTERM to pid {daemon.pid}"
+        assert daemon.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        daemon.kill()
+        daemon.wait()
+    gone = pidfile_status(spec)
+    assert not gone.running and "is not running" in gone.raw
+    with pytest.raises(ManagerError, match=r"cannot restart sleeper by signal: pid \d+ from .* is not running"):
+        SignalManager({}).restart_command(spec, gone)
+    assert probe(SignalManager({})) == "signal manager needs no daemon of its own"
+
+
+def test_a_pid_running_another_program_is_never_signalled(tmp_path: Path) -> None:
+    pidfile = tmp_path / "main.pid"
+    pidfile.write_text(f"{os.getpid()}\n")  # alive, but it is pytest, not the trading bot
+    spec = ServiceSpec("trading-bot", "trading-bot", "main.py", str(pidfile))
+    state = pidfile_status(spec)
+    assert not state.running and state.pid is None and "not main.py" in state.raw
+    with pytest.raises(ManagerError, match="cannot restart trading-bot by signal"):
+        SignalManager({}).restart_command(spec, state)
+
+
+def test_the_executor_runs_argument_lists_without_a_shell() -> None:
+    result = execute(Command.run("sh", "-c", "echo hi; exit 3"))
+    assert (result.exit_code, result.output) == (3, "hi\n")
+    assert execute(Command.run("echo", "$HOME; rm -rf /")).output == "$HOME; rm -rf /\n"
+    with pytest.raises(ManagerError, match="no-such-manager-ctl: command not found on this host"):
+        execute(Command.run("no-such-manager-ctl", "status"))
+    with pytest.raises(ManagerError, match="did not answer within 1s"):
+        execute(Command.run("sleep", "5"), timeout=1)

@@ -13,10 +13,11 @@ import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from . import events
+from .commands import ManagerError, execute
 from .context import RunContext, hostname, now_iso
 from .guards import record_restart
 from .locks import LockVerdict, remove_lock
-from .managers import Manager, ManagerError, ServiceSpec, ServiceState, SignalManager
+from .managers import Manager, ServiceSpec, ServiceState, pidfile_status, read_status
 from .plan import Plan, PlannedAction
 
 
@@ -27,7 +28,26 @@ class Recovery:
         self.ctx = ctx
         self.manager = manager
         self.services = services
-        self.pidfile_probe = SignalManager({})
+
+    # -- what the plan shows --------------------------------------------------------------------
+
+    def describe(self, action: PlannedAction) -> Dict[str, Any]:
+        """The exact command a restart would run (``command``), or why it cannot (``command_error``).
+        Read-only: the signal manager's pid comes from the pid file, as the real restart's does."""
+        if action.kind != "restart" or action.target not in self.services:
+            return {}
+        spec = self.services[action.target]
+        try:
+            return {"command": self.manager.restart_command(spec, pidfile_status(spec)).to_dict()}
+        except ManagerError as exc:
+            return {"command_error": str(exc)}
+
+    def plan_record(self, plan: Plan) -> Dict[str, Any]:
+        """The plan as the record, the events and a dry run show it: each action with its command."""
+        record = plan.to_dict()
+        for action, step in zip(plan.actions, record["actions"]):
+            step.update(self.describe(action))
+        return record
 
     # -- doing it -------------------------------------------------------------------------------
 
@@ -49,6 +69,7 @@ class Recovery:
                 "at": now_iso(),
                 "t": round(time.time(), 3),
                 "result": events.STARTED,
+                **self.describe(action),
             }
             # Recorded before it is done: if this run dies inside the action, the journal and the
             # controller still know it began (and the restart budget counts it, see below).
@@ -74,7 +95,7 @@ class Recovery:
                         now=time.time(),
                         window=ctx.settings.restart_budget_window,
                     )
-                    new_pid, detail = self._restart(action)
+                    new_pid, detail = self._restart(action, result)
                     restarted[action.target] = new_pid
                     result.update(result="ok", detail=detail, new_pid=new_pid)
                 elif action.kind == "breaker_open":
@@ -99,12 +120,17 @@ class Recovery:
             ctx.emit(events.action(result))
         return restarted
 
-    def _restart(self, action: PlannedAction) -> Tuple[Optional[int], str]:
-        """Restart through the manager and wait for a new pid."""
+    def _restart(self, action: PlannedAction, result: Dict[str, Any]) -> Tuple[Optional[int], str]:
+        """Restart through the manager and wait for a new pid. The command actually run goes into
+        the action's record (``command``) before it runs."""
         ctx = self.ctx
         spec = self.services[action.target]
         before = self.status(spec)
-        answer = " / ".join(line.strip() for line in self.manager.restart(spec).splitlines() if line.strip())
+        command = self.manager.restart_command(spec, before)
+        result.pop("command_error", None)
+        result["command"] = command.to_dict()
+        answer = self.manager.restart_answer(spec, execute(command))
+        answer = " / ".join(line.strip() for line in answer.splitlines() if line.strip())
         ctx.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
         deadline = time.monotonic() + ctx.settings.restart_timeout
         state = before
@@ -125,11 +151,11 @@ class Recovery:
         configured program (a few syscalls), else from the process manager (a ``supervisorctl``
         call costs about a third of a CPU-second, which adds up on a loaded host)."""
         if spec.program and spec.pidfile and os.path.basename(spec.pidfile):
-            quick = self.pidfile_probe.status(spec)
+            quick = pidfile_status(spec)
             if quick.running:
                 return ServiceState(True, quick.pid, "RUNNING (pid file)", quick.raw)
         try:
-            return self.manager.status(spec)
+            return read_status(self.manager, spec)
         except ManagerError as exc:
             return ServiceState(False, None, "unknown", str(exc))
 

@@ -29,7 +29,7 @@ from .cronblock import (
     validate_schedule,
 )
 from .emit import Emit
-from .managers import ManagerError, make_manager
+from .managers import ManagerError, make_manager, probe
 
 RUNNER_NAME = "guardian-runner.py"
 CONFIG_NAME = "config.json"
@@ -136,7 +136,7 @@ class Installer:
                 self.check_schedule(entry)
             try:
                 manager = make_manager(self.settings.manager, self.settings.manager_options)
-                self.check(f"process manager {manager.kind}", True, manager.probe())
+                self.check(f"process manager {manager.kind}", True, probe(manager))
             except ManagerError as exc:
                 self.check(f"process manager {self.settings.manager}", False, str(exc))
             logrotate = shutil.which("logrotate")

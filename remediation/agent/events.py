@@ -89,14 +89,18 @@ def action(record: Mapping[str, Any]) -> Event:
 
 
 def planned(step: Mapping[str, Any]) -> Event:
-    """A dry run's action: what would be done, and why."""
-    return {
+    """A dry run's action: what would be done, why, and the exact command when there is one."""
+    event: Event = {
         "event": ACTION,
         "kind": step["kind"],
         "target": step["target"],
         "result": PLANNED,
         "reason": step["reason"],
     }
+    for key in ("command", "command_error"):
+        if key in step:
+            event[key] = step[key]
+    return event
 
 
 def confirm(service: str, confirmed: bool, pid: Optional[int]) -> Event:

@@ -144,7 +144,7 @@ class Runner:
             )
 
         plan = make_plan(dict(job.suppress))
-        record["plan"] = plan.to_dict()
+        record["plan"] = self.recovery.plan_record(plan)
         ctx.emit(events.plan(record["plan"]))
         after: Optional[CheckState] = None
         if plan.recover and job.defer and not ctx.dry_run:
@@ -154,13 +154,13 @@ class Runner:
             # Blast-radius guard in one session: hold here (lock kept, nothing changed) until the
             # controller has seen enough of the fleet to say which signatures are an incident.
             plan = make_plan(await_gate(ctx, first.matches))
-            record["plan"] = plan.to_dict()
+            record["plan"] = self.recovery.plan_record(plan)
             ctx.emit(events.plan(record["plan"]))
         if plan.recover and not ctx.dry_run:
             after = self._recover(plan, verdicts)
         elif plan.recover:
-            for action in plan.actions:
-                ctx.emit(events.planned(action.to_dict()))
+            for step in record["plan"]["actions"]:
+                ctx.emit(events.planned(step))
         outcome = final_outcome(before, after, dry_run=ctx.dry_run, held_back=plan.held_back)
         failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
         return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
