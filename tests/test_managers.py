@@ -1,8 +1,9 @@
-"""Process managers: their parsers, fed with recorded output (tests/fixtures/), and the commands
-they say they would run."""
+"""Process managers: their parsers, fed with recorded output (tests/fixtures/, each recorded
+output with its expected result beside it), and the commands they say they would run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +32,8 @@ from remediation.agent.managers import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
+MANAGER_FIXTURES = ("supervisor", "systemd", "process-compose")
+EXPECTED_SUFFIX = ".expected.json"
 
 
 def fixture(name: str) -> str:
@@ -78,13 +81,65 @@ def test_systemctl_show() -> None:
 
 
 def test_process_compose_get_shapes() -> None:
-    for path in sorted((FIXTURES / "process-compose").glob("get_*.json")):
+    expected = {
+        "get_running.json": (True, 11745, "Running"),
+        "get_completed_after_kill.json": (False, 11745, "Completed"),  # its pid is stale: not running
+    }
+    recorded = sorted(
+        p for p in (FIXTURES / "process-compose").glob("get_*.json") if not p.name.endswith(EXPECTED_SUFFIX)
+    )
+    assert sorted(p.name for p in recorded) == sorted(expected)
+    for path in recorded:
         state = parse_process_compose_get(path.read_text(), "uw-daemon")
-        assert state.state
-        if "running" in path.name:
-            assert state.running and state.pid
-        else:
-            assert not state.running
+        assert (state.running, state.pid, state.state) == expected[path.name], path.name
+
+
+# -- every recorded output, checked against the expected result stored beside it -------------------
+
+PARSERS: dict[str, Any] = {
+    "supervisor_status": lambda text, case: parse_supervisor_status(text, case["name"]),
+    "supervisor_restart_started": lambda text, case: supervisor_restart_started(text, case["name"]),
+    "systemctl_show": lambda text, case: parse_systemctl_show(text),
+    "process_compose_get": lambda text, case: parse_process_compose_get(text, case["name"]),
+}
+
+
+def recorded_outputs() -> list[Path]:
+    return sorted(
+        path
+        for folder in MANAGER_FIXTURES
+        for path in (FIXTURES / folder).iterdir()
+        if not path.name.endswith(EXPECTED_SUFFIX)
+    )
+
+
+def expected_for(recorded: Path) -> Path:
+    return recorded.with_name(recorded.name.rsplit(".", 1)[0] + EXPECTED_SUFFIX)
+
+
+@pytest.mark.parametrize("recorded", recorded_outputs(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recorded_output_parses_to_its_expected_result(recorded: Path) -> None:
+    case = json.loads(expected_for(recorded).read_text())
+    parse = PARSERS[case["parser"]]
+    text = recorded.read_text()
+    if "error" in case:
+        with pytest.raises(ManagerError) as caught:
+            parse(text, case)
+        assert str(caught.value) == case["error"]
+        return
+    got = parse(text, case)
+    if isinstance(got, ServiceState):
+        assert {k: getattr(got, k) for k in case["expected"]} == case["expected"]
+    else:
+        assert got == case["expected"]
+
+
+def test_every_recorded_output_has_an_expected_result_and_the_reverse() -> None:
+    recorded = recorded_outputs()
+    assert len(recorded) >= 14
+    assert all(expected_for(p).is_file() for p in recorded), [p.name for p in recorded if not expected_for(p).exists()]
+    expected = {p for folder in MANAGER_FIXTURES for p in (FIXTURES / folder).glob(f"*{EXPECTED_SUFFIX}")}
+    assert expected == {expected_for(p) for p in recorded}
 
 
 # -- the commands each manager would run -----------------------------------------------------------
