@@ -4,6 +4,15 @@ Everything in this package runs on the droplet itself, either streamed over one 
 the controller or installed by ``invoke deploy`` and run from cron. It therefore uses the
 standard library only and stays compatible with Python 3.9, the oldest python3 a host may have.
 The controller imports the same modules, so the decision logic is shared by both sides.
+
+The contract across the SSH boundary: ``config`` (every setting and job field, typed, with its
+one default), ``events`` (what the runner reports) and ``outcomes``. A run: ``main`` (entry
+point) -> ``sequence`` (lock, check, plan, act, settle, verify) with ``context`` (what its steps
+share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure decision),
+``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
+``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
+talk to the controller. ``deploy``, ``cronblock``, ``hostlock`` and ``maintenance`` (hold and
+release) are the other actions' parts.
 """
 
 import os
