@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediation.execution.bundle import BUNDLE_PACKAGE, ENTRY_MODULE, agent_sources
+from remediation.execution.bundle import BUNDLE_PACKAGE, ENTRY_POINT, agent_sources
 
 AGENT = Path(__file__).resolve().parent.parent / "remediation" / "agent"
 MODULES = sorted(AGENT.glob("*.py"))
@@ -57,5 +57,5 @@ def test_the_bundle_carries_every_agent_module_and_its_entry_point() -> None:
     carried = dict(agent_sources())
     expected = {BUNDLE_PACKAGE if p.stem == "__init__" else f"{BUNDLE_PACKAGE}.{p.stem}" for p in MODULES}
     assert set(carried) == expected
-    assert f"{BUNDLE_PACKAGE}.{ENTRY_MODULE}" in carried
-    assert "def main(" in carried[f"{BUNDLE_PACKAGE}.{ENTRY_MODULE}"]
+    assert ENTRY_POINT in carried
+    assert "def main(" in carried[ENTRY_POINT]

@@ -12,7 +12,7 @@ share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure 
 ``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
 ``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
 talk to the controller. ``deploy``, ``cronblock``, ``hostlock`` and ``maintenance`` (hold and
-release) are the other actions' parts.
+release) are the other actions' parts; ``bootstrap`` is the one-file script all of it travels in.
 """
 
 import os
@@ -23,5 +23,7 @@ VERSION = "0.1.0"
 #: runner on the host (laptop or cron, whatever its settings) shares one lock and one history.
 STATE_DIR = os.path.join(".guardian", "state")
 JOURNAL_DIR = "journal"
-#: The bundle's bootstrap replaces this with the digest of the agent sources it carries.
+#: The bundle's bootstrap replaces this with the digest of the agent sources it carries, and
+#: BUNDLE_PAYLOAD with those sources as it carries them (so deploy can install a copy of itself).
 BUNDLE_DIGEST = "dev"
+BUNDLE_PAYLOAD = ""

@@ -148,7 +148,7 @@ class DeployFields:
 
     remove: bool = False  # deploy --remove
     schedules: List[Dict[str, Any]] = field(default_factory=lambda: _copy(DEFAULT_SCHEDULES))
-    runner_source: str = ""  # the runner script cron starts (guardian-runner.py)
+    runner_source: str = ""  # the script to install as guardian-runner.py; "": the deploying runner's own
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
     install_dir: str = ".guardian"
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])

@@ -19,6 +19,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from .bootstrap import own_script
 from .config import DeployFields, RunnerConfig
 from .cronblock import (
     ScheduleError,
@@ -178,8 +179,13 @@ class Installer:
 
     # -- desired state ---------------------------------------------------------------------
 
+    def installed_paths(self) -> List[str]:
+        """Guardian's own files in the install dir: the runner, cron's config, the logrotate rule."""
+        return [os.path.join(self.install_dir, name) for name in (RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME)]
+
     def desired_files(self) -> List[Dict[str, Any]]:
-        runner_source = self.deploy.runner_source.encode()
+        # The runner cron starts is this very program (unless the config names another script).
+        runner_source = (self.deploy.runner_source or own_script()).encode()
         cron_config = json.dumps(self.deploy.cron_config.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
         rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns).encode()
         return [
@@ -225,8 +231,8 @@ class Installer:
             current_cron = self.read_crontab()
             if self.remove:
                 new_cron = replace_block(current_cron, None)
-                for item in self.desired_files():
-                    self.remove_file(str(item["path"]))
+                for path in self.installed_paths():
+                    self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
                 self.remove_install_dir()
             else:

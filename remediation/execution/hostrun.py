@@ -90,7 +90,6 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
         deploy = DeployFields(
             remove=job.remove,
             schedules=list(host.get("schedules")),
-            runner_source=build_runner(None),
             cron_config=dataclasses.replace(settings, runner="cron"),
         )
     return RunnerConfig(settings, fields, deploy)
