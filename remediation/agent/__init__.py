@@ -4,6 +4,15 @@ Everything in this package runs on the droplet itself, either streamed over one 
 the controller or installed by ``invoke deploy`` and run from cron. It therefore uses the
 standard library only and stays compatible with Python 3.9, the oldest python3 a host may have.
 The controller imports the same modules, so the decision logic is shared by both sides.
+
+The contract across the SSH boundary: ``config`` (every setting and job field, typed, with its
+one default), ``events`` (what the runner reports) and ``outcomes``. A run: ``main`` (entry
+point) -> ``sequence`` (lock, check, plan, act, settle, verify) with ``context`` (what its steps
+share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure decision),
+``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
+``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
+talk to the controller. ``deploy``, ``cronblock``, ``hostlock`` and ``maintenance`` (hold and
+release) are the other actions' parts; ``bootstrap`` is the one-file script all of it travels in.
 """
 
 import os
@@ -14,5 +23,7 @@ VERSION = "0.1.0"
 #: runner on the host (laptop or cron, whatever its settings) shares one lock and one history.
 STATE_DIR = os.path.join(".guardian", "state")
 JOURNAL_DIR = "journal"
-#: The bundle's bootstrap replaces this with the digest of the agent sources it carries.
+#: The bundle's bootstrap replaces this with the digest of the agent sources it carries, and
+#: BUNDLE_PAYLOAD with those sources as it carries them (so deploy can install a copy of itself).
 BUNDLE_DIGEST = "dev"
+BUNDLE_PAYLOAD = ""

@@ -16,9 +16,11 @@ import stat
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from . import JOURNAL_DIR, STATE_DIR, VERSION
+from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from .bootstrap import own_script
+from .config import DeployFields, RunnerConfig
 from .cronblock import (
     ScheduleError,
     block_lines,
@@ -27,9 +29,9 @@ from .cronblock import (
     replace_block,
     validate_schedule,
 )
-from .managers import ManagerError, make_manager
+from .emit import Emit
+from .managers import ManagerError, make_manager, probe
 
-Emit = Callable[[Dict[str, Any]], None]
 RUNNER_NAME = "guardian-runner.py"
 CONFIG_NAME = "config.json"
 LOGROTATE_NAME = "logrotate.conf"
@@ -102,13 +104,20 @@ def _q(value: str) -> str:
 
 
 class Installer:
-    def __init__(self, config: Dict[str, Any], emit: Emit) -> None:
+    """Deploy (or ``--remove``) Guardian on this host, from the runner's config: its settings,
+    and the deploy fields (schedules, the runner script, cron's config)."""
+
+    def __init__(self, config: Union[RunnerConfig, Mapping[str, Any]], emit: Emit) -> None:
+        if not isinstance(config, RunnerConfig):
+            config = RunnerConfig.from_dict({"action": "deploy", **config})
         self.config = config
+        self.settings = config.settings
+        self.deploy = config.deploy or DeployFields()
         self.emit = emit
-        self.dry_run = bool(config.get("dry_run"))
-        self.remove = bool(config.get("remove"))
-        self.app_dir = os.path.abspath(os.path.expanduser(str(config.get("app_dir", "~/stock-bot"))))
-        self.install_dir = os.path.join(self.app_dir, str(config.get("install_dir", ".guardian")))
+        self.dry_run = config.job.dry_run
+        self.remove = self.deploy.remove
+        self.app_dir = os.path.abspath(os.path.expanduser(self.settings.app_dir))
+        self.install_dir = os.path.join(self.app_dir, self.deploy.install_dir)
         self.changes: List[Dict[str, Any]] = []
         self.preflight: List[Dict[str, Any]] = []
         self.warnings: List[str] = []
@@ -124,13 +133,13 @@ class Installer:
         self.check("python", version >= (3, 9), f"{sys.executable} {version.major}.{version.minor}.{version.micro}")
         self.check("app dir", os.path.isdir(self.app_dir), self.app_dir)
         if not self.remove:
-            for entry in self.config.get("schedules", []):
+            for entry in self.deploy.schedules:
                 self.check_schedule(entry)
             try:
-                manager = make_manager(str(self.config.get("manager")), self.config.get("manager_options", {}))
-                self.check(f"process manager {manager.kind}", True, manager.probe())
+                manager = make_manager(self.settings.manager, self.settings.manager_options)
+                self.check(f"process manager {manager.kind}", True, probe(manager))
             except ManagerError as exc:
-                self.check(f"process manager {self.config.get('manager')}", False, str(exc))
+                self.check(f"process manager {self.settings.manager}", False, str(exc))
             logrotate = shutil.which("logrotate")
             self.check(
                 "logrotate",
@@ -140,7 +149,7 @@ class Installer:
             )
         crontab = shutil.which("crontab")
         self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
-        self.emit({"event": "preflight", "checks": self.preflight})
+        self.emit(events.preflight(self.preflight))
         return all(c["ok"] or not c["fatal"] for c in self.preflight)
 
     def check_schedule(self, entry: Dict[str, Any]) -> None:
@@ -166,14 +175,19 @@ class Installer:
 
     def cron_entries(self) -> List[str]:
         """The lines of the crontab block: the schedules that passed pre-flight, and logrotate."""
-        return cron_lines(self.app_dir, str(self.config.get("python", "python3")), self.install_dir, self.schedules)
+        return cron_lines(self.app_dir, self.settings.python, self.install_dir, self.schedules)
 
     # -- desired state ---------------------------------------------------------------------
 
+    def installed_paths(self) -> List[str]:
+        """Guardian's own files in the install dir: the runner, cron's config, the logrotate rule."""
+        return [os.path.join(self.install_dir, name) for name in (RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME)]
+
     def desired_files(self) -> List[Dict[str, Any]]:
-        runner_source = str(self.config["runner_source"]).encode()
-        cron_config = json.dumps(self.config["cron_config"], indent=2, sort_keys=True).encode() + b"\n"
-        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"]))).encode()
+        # The runner cron starts is this very program (unless the config names another script).
+        runner_source = (self.deploy.runner_source or own_script()).encode()
+        cron_config = json.dumps(self.deploy.cron_config.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
+        rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns).encode()
         return [
             {
                 "path": os.path.join(self.install_dir, RUNNER_NAME),
@@ -202,23 +216,23 @@ class Installer:
         if diff:
             change["diff"] = diff
         self.changes.append(change)
-        self.emit({"event": "change", **change})
+        self.emit(events.change(change))
 
     # -- apply -----------------------------------------------------------------------------
 
     def run(self) -> Dict[str, Any]:
-        self.emit({"event": "start", "version": VERSION, "dry_run": self.dry_run})
-        self.emit({"event": "phase", "phase": "preflight"})
+        self.emit(events.start(version=VERSION, dry_run=self.dry_run))
+        self.emit(events.phase("preflight"))
         if not self.run_preflight():
             failed = [c for c in self.preflight if not c["ok"] and c["fatal"]]
             return self.finish("preflight-failed", "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
-        self.emit({"event": "phase", "phase": "remove" if self.remove else "install"})
+        self.emit(events.phase("remove" if self.remove else "install"))
         try:
             current_cron = self.read_crontab()
             if self.remove:
                 new_cron = replace_block(current_cron, None)
-                for item in self.desired_files():
-                    self.remove_file(str(item["path"]))
+                for path in self.installed_paths():
+                    self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
                 self.remove_install_dir()
             else:
@@ -250,7 +264,7 @@ class Installer:
             "warnings": self.warnings,
             "runner_version": VERSION,
         }
-        self.emit({"event": "result", **record})
+        self.emit(events.result(record))
         return record
 
     def ensure_dir(self, path: str, mode: int) -> None:
@@ -365,7 +379,7 @@ class Installer:
         logrotate = shutil.which("logrotate")
         if logrotate is None:
             return
-        rule = logrotate_rule(self.app_dir, list(self.config.get("logrotate_patterns", ["guardian*.log"])))
+        rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns)
         fd, path = tempfile.mkstemp(prefix="guardian-logrotate-", suffix=".conf")
         state = path + ".state"
         try:

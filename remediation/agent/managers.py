@@ -1,22 +1,24 @@
 """Process managers: how to read a service's state and restart it, one class per manager.
 
-Each manager builds argument lists (never shell strings) and parses the manager's own output;
-the parsers are pure and tested from recorded output. ``restart`` returns once the manager has
-been asked; confirmation (a new PID that stays up) is done by the runner through ``status``.
+A manager is data, as pyinfra's ``handle_service_control`` is: it says which command it would
+run (a :class:`~.commands.Command`, an argument list, never a shell string; a signal for the
+``signal`` manager) and how to read the answer. It runs nothing itself: the small executor in
+``commands`` does, through :func:`read_status`, :func:`probe` and the runner's restart step, so
+the plan, a dry run and the report can show the exact command. The parsers are pure and tested
+from recorded output (``tests/fixtures/``). Confirming a restart (a new PID that stays up) is
+the runner's job, through :func:`read_status`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .commands import Command, CommandResult, execute
+from .commands import ManagerError as ManagerError  # raised by parsers and managers alike
 from .locks import pid_alive
-
-COMMAND_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -40,28 +42,6 @@ class ServiceState:
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
-
-
-class ManagerError(Exception):
-    """The process manager is missing, unreachable or refused the request."""
-
-
-def run_command(argv: List[str], *, timeout: float = COMMAND_TIMEOUT) -> Tuple[int, str]:
-    """Run ``argv`` (no shell) and return its exit code and combined output (bounded)."""
-    try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise ManagerError(f"{argv[0]}: command not found on this host") from None
-    except subprocess.TimeoutExpired:
-        raise ManagerError(f"{' '.join(argv)} did not answer within {timeout:.0f}s") from None
-    return proc.returncode, proc.stdout[-65536:].decode("utf-8", errors="replace")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,30 +106,38 @@ def parse_process_compose_get(output: str, name: str) -> ServiceState:
 
 
 # ---------------------------------------------------------------------------------------------
-# Managers
+# Managers: commands and how to read their answers
 
 
 class Manager:
-    """Interface: read a service's state, and ask for a restart."""
+    """Interface: the commands that read a service's state, restart it and probe the manager."""
 
     kind = "abstract"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.options = dict(options)
 
-    def status(self, spec: ServiceSpec) -> ServiceState:
+    def status_command(self, spec: ServiceSpec) -> Optional[Command]:
+        """The command that reads ``spec``'s state; None: there is none, its pid file says."""
         raise NotImplementedError
 
-    def restart(self, spec: ServiceSpec) -> str:
-        """Ask the manager to restart ``spec``; returns the manager's answer."""
+    def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
         raise NotImplementedError
 
-    def describe_restart(self, spec: ServiceSpec) -> str:
-        """The command a restart runs, for plans and dry-run output."""
+    def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        """The command that restarts ``spec``, now in state ``current``. Raises ManagerError when
+        it cannot be restarted (the signal manager has no verified pid to signal)."""
         raise NotImplementedError
 
-    def probe(self) -> str:
-        """Check that the manager is present and answering (deploy's pre-flight)."""
+    def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
+        """The manager's answer to a restart; raises ManagerError when it refused."""
+        raise NotImplementedError
+
+    def probe_command(self) -> Optional[Command]:
+        """The command that checks the manager is present and answering (deploy's pre-flight)."""
+        raise NotImplementedError
+
+    def probe_answer(self, result: Optional[CommandResult]) -> str:
         raise NotImplementedError
 
 
@@ -163,50 +151,61 @@ class SupervisorManager(Manager):
             argv += ["-c", str(conf)]
         return argv
 
-    def status(self, spec: ServiceSpec) -> ServiceState:
-        # supervisorctl exits 3 for a program that is not running; the text still says why.
-        _, out = run_command([*self._base(), "status", spec.name])
-        return parse_supervisor_status(out, spec.name)
+    def status_command(self, spec: ServiceSpec) -> Command:
+        return Command.run(*self._base(), "status", spec.name)
 
-    def restart(self, spec: ServiceSpec) -> str:
-        code, out = run_command([*self._base(), "restart", spec.name])
+    def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
+        # supervisorctl exits 3 for a program that is not running; the text still says why.
+        return parse_supervisor_status(result.output, spec.name)
+
+    def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        return Command.run(*self._base(), "restart", spec.name)
+
+    def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
         # Restarting a stopped program prints "ERROR (not running)" for the stop half and
         # still starts it; success is the "NAME: started" line.
+        code, out = result.exit_code, result.output
         if code != 0 or not supervisor_restart_started(out, spec.name):
             raise ManagerError(f"supervisorctl restart {spec.name} failed (exit {code}): {out.strip()}")
         return out.strip()
 
-    def describe_restart(self, spec: ServiceSpec) -> str:
-        return " ".join([*self._base(), "restart", spec.name])
+    def probe_command(self) -> Command:
+        return Command.run(*self._base(), "pid")
 
-    def probe(self) -> str:
-        code, out = run_command([*self._base(), "pid"])
-        if code != 0 or not out.strip().isdigit():
-            raise ManagerError(f"supervisord is not answering: {out.strip()[:200]}")
-        return f"supervisord pid {out.strip()}"
+    def probe_answer(self, result: Optional[CommandResult]) -> str:
+        out = result.output.strip() if result is not None else ""
+        if result is None or result.exit_code != 0 or not out.isdigit():
+            raise ManagerError(f"supervisord is not answering: {out[:200]}")
+        return f"supervisord pid {out}"
 
 
 class SystemdManager(Manager):
     kind = "systemd"
 
-    def status(self, spec: ServiceSpec) -> ServiceState:
-        _, out = run_command(["systemctl", "show", spec.name, "--property=MainPID,ActiveState,SubState,LoadState"])
-        return parse_systemctl_show(out)
+    def status_command(self, spec: ServiceSpec) -> Command:
+        return Command.run("systemctl", "show", spec.name, "--property=MainPID,ActiveState,SubState,LoadState")
 
-    def restart(self, spec: ServiceSpec) -> str:
-        code, out = run_command(["systemctl", "restart", spec.name])
-        if code != 0:
-            raise ManagerError(f"systemctl restart {spec.name} failed (exit {code}): {out.strip()}")
-        return out.strip() or "restarted"
+    def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
+        return parse_systemctl_show(result.output)
 
-    def describe_restart(self, spec: ServiceSpec) -> str:
-        return f"systemctl restart {spec.name}"
+    def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        return Command.run("systemctl", "restart", spec.name)
 
-    def probe(self) -> str:
-        code, out = run_command(["systemctl", "is-system-running"])
-        if code not in (0, 1):  # 1: degraded, still answering
-            raise ManagerError(f"systemd is not answering: {out.strip()[:200]}")
-        return f"systemd {out.strip()}"
+    def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
+        if result.exit_code != 0:
+            raise ManagerError(
+                f"systemctl restart {spec.name} failed (exit {result.exit_code}): {result.output.strip()}"
+            )
+        return result.output.strip() or "restarted"
+
+    def probe_command(self) -> Command:
+        return Command.run("systemctl", "is-system-running")
+
+    def probe_answer(self, result: Optional[CommandResult]) -> str:
+        out = result.output.strip() if result is not None else ""
+        if result is None or result.exit_code not in (0, 1):  # 1: degraded, still answering
+            raise ManagerError(f"systemd is not answering: {out[:200]}")
+        return f"systemd {out}"
 
 
 class ProcessComposeManager(Manager):
@@ -222,79 +221,65 @@ class ProcessComposeManager(Manager):
             argv += ["-p", str(int(port))]
         return argv
 
-    def status(self, spec: ServiceSpec) -> ServiceState:
-        code, out = run_command([*self._base(), "process", "get", spec.name, "-o", "json"])
-        if code != 0:
-            raise ManagerError(f"process-compose process get {spec.name} failed: {out.strip()[:300]}")
-        return parse_process_compose_get(out, spec.name)
+    def status_command(self, spec: ServiceSpec) -> Command:
+        return Command.run(*self._base(), "process", "get", spec.name, "-o", "json")
 
-    def restart(self, spec: ServiceSpec) -> str:
-        code, out = run_command([*self._base(), "process", "restart", spec.name])
-        if code != 0:
-            raise ManagerError(f"process-compose process restart {spec.name} failed (exit {code}): {out.strip()}")
-        return out.strip() or "restarted"
+    def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
+        if result.exit_code != 0:
+            raise ManagerError(f"process-compose process get {spec.name} failed: {result.output.strip()[:300]}")
+        return parse_process_compose_get(result.output, spec.name)
 
-    def describe_restart(self, spec: ServiceSpec) -> str:
-        return " ".join([*self._base(), "process", "restart", spec.name])
+    def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        return Command.run(*self._base(), "process", "restart", spec.name)
 
-    def probe(self) -> str:
-        code, out = run_command([*self._base(), "process", "list", "-o", "json"])
-        if code != 0:
-            raise ManagerError(f"process-compose is not answering: {out.strip()[:200]}")
+    def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
+        if result.exit_code != 0:
+            raise ManagerError(
+                f"process-compose process restart {spec.name} failed (exit {result.exit_code}): {result.output.strip()}"
+            )
+        return result.output.strip() or "restarted"
+
+    def probe_command(self) -> Command:
+        return Command.run(*self._base(), "process", "list", "-o", "json")
+
+    def probe_answer(self, result: Optional[CommandResult]) -> str:
+        if result is None or result.exit_code != 0:
+            out = result.output.strip() if result is not None else ""
+            raise ManagerError(f"process-compose is not answering: {out[:200]}")
         return "process-compose answering"
-
-
-def read_cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
-    except OSError:
-        return ""
 
 
 class SignalManager(Manager):
     """The seed's style: a respawning supervisor brings a daemon back after it is terminated.
 
     The daemon's PID comes from its pid file and must be running the configured program
-    (checked in /proc/PID/cmdline) before anything is signalled: never a kill by name.
+    (checked in /proc/PID/cmdline, see :func:`pidfile_status`) before anything is signalled:
+    never a kill by name. Its restart is a signal to that PID, not a command line.
     """
 
     kind = "signal"
 
-    def _pid(self, spec: ServiceSpec) -> Tuple[Optional[int], str]:
-        try:
-            with open(spec.pidfile, encoding="ascii", errors="replace") as fh:
-                text = fh.read(64).strip()
-        except OSError:
-            return None, f"no pid file {spec.pidfile}"
-        if not text.isdigit():
-            return None, f"pid file {spec.pidfile} holds no pid"
-        pid = int(text)
-        if not pid_alive(pid):
-            return None, f"pid {pid} from {spec.pidfile} is not running"
-        cmdline = read_cmdline(pid)
-        if spec.program not in cmdline:
-            return None, f"pid {pid} runs {cmdline[:120]!r}, not {spec.program}"
-        return pid, cmdline
+    def signal_name(self) -> str:
+        name = str(self.options.get("restart_signal", "SIGTERM"))
+        return name if isinstance(getattr(signal, name, None), signal.Signals) else "SIGTERM"
 
-    def status(self, spec: ServiceSpec) -> ServiceState:
-        pid, detail = self._pid(spec)
-        return ServiceState(pid is not None, pid, "RUNNING" if pid else "NOT RUNNING", detail)
+    def status_command(self, spec: ServiceSpec) -> None:
+        return None  # the pid file is the state
 
-    def restart(self, spec: ServiceSpec) -> str:
-        pid, detail = self._pid(spec)
-        if pid is None:
+    def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        if not current.running or current.pid is None:
             raise ManagerError(
-                f"cannot restart {spec.service} by signal: {detail}; its respawner restarts it only after it dies"
+                f"cannot restart {spec.service} by signal: {current.raw}; its respawner restarts it only after it dies"
             )
-        sig = getattr(signal, str(self.options.get("restart_signal", "SIGTERM")), signal.SIGTERM)
-        os.kill(pid, sig)
-        return f"sent {signal.Signals(sig).name} to pid {pid}"
+        return Command.kill(self.signal_name(), current.pid)
 
-    def describe_restart(self, spec: ServiceSpec) -> str:
-        return f"kill -TERM <pid from {spec.pidfile}, verified to run {spec.program}>"
+    def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
+        return result.output
 
-    def probe(self) -> str:
+    def probe_command(self) -> None:
+        return None
+
+    def probe_answer(self, result: Optional[CommandResult]) -> str:
         return "signal manager needs no daemon of its own"
 
 
@@ -306,3 +291,53 @@ def make_manager(kind: str, options: Mapping[str, Any]) -> Manager:
         return MANAGERS[kind](options)
     except KeyError:
         raise ManagerError(f"unknown process manager {kind!r}; expected one of {', '.join(sorted(MANAGERS))}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts and the executor's two read-only calls
+
+
+def read_cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _pidfile_pid(spec: ServiceSpec) -> Tuple[Optional[int], str]:
+    try:
+        with open(spec.pidfile, encoding="ascii", errors="replace") as fh:
+            text = fh.read(64).strip()
+    except OSError:
+        return None, f"no pid file {spec.pidfile}"
+    if not text.isdigit():
+        return None, f"pid file {spec.pidfile} holds no pid"
+    pid = int(text)
+    if not pid_alive(pid):
+        return None, f"pid {pid} from {spec.pidfile} is not running"
+    cmdline = read_cmdline(pid)
+    if spec.program not in cmdline:
+        return None, f"pid {pid} runs {cmdline[:120]!r}, not {spec.program}"
+    return pid, cmdline
+
+
+def pidfile_status(spec: ServiceSpec) -> ServiceState:
+    """The service's state from its pid file: running when it names a live process that runs
+    the configured program (a few syscalls; no manager is asked)."""
+    pid, detail = _pidfile_pid(spec)
+    return ServiceState(pid is not None, pid, "RUNNING" if pid else "NOT RUNNING", detail)
+
+
+def read_status(manager: Manager, spec: ServiceSpec) -> ServiceState:
+    """Run ``manager``'s status command for ``spec`` and read its answer."""
+    command = manager.status_command(spec)
+    if command is None:
+        return pidfile_status(spec)
+    return manager.parse_status(spec, execute(command))
+
+
+def probe(manager: Manager) -> str:
+    """Whether ``manager`` is present and answering; raises ManagerError when it is not."""
+    command = manager.probe_command()
+    return manager.probe_answer(None if command is None else execute(command))

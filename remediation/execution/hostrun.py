@@ -1,13 +1,14 @@
 """One host's run from the controller: connect, stream the on-host runner over one session,
 turn its events into a HostReport, and store the files it sends back.
 
-The whole per-host sequence runs on the host in one program (see ``remediation.agent.runner``),
+The whole per-host sequence runs on the host in one program (see ``remediation.agent.sequence``),
 so a host costs one SSH connection and one session however many steps it takes.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -20,7 +21,8 @@ from typing import Any
 
 from invoke.exceptions import CommandTimedOut, ThreadException
 
-from ..agent import JOURNAL_DIR, STATE_DIR
+from ..agent import JOURNAL_DIR, STATE_DIR, events
+from ..agent.config import DeployFields, HostSettings, JobFields, RunnerConfig, inventory_settings
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory.hosts import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
@@ -31,30 +33,11 @@ from .transport import ConnectOptions, Session, close_session, open_session
 JOURNAL_HINT = f"{STATE_DIR}/{JOURNAL_DIR}"
 
 Progress = Callable[[str, str], None]
-_RUNNER_KEYS = (
-    "app_dir",
-    "python",
-    "manager",
-    "manager_options",
-    "services",
-    "check",
-    "check_args",
-    "check_timeout",
-    "settle_seconds",
-    "lock_dir",
-    "lock_max_age",
-    "lock_wait",
-    "restart_timeout",
-    "collect_max_bytes",
-    "alert_keep",
-    "restart_budget_max",
-    "restart_budget_window",
-)
 
 
 @dataclass(frozen=True)
 class JobOptions:
-    """What to do on every host of a run."""
+    """What to do on every host of a run (the controller's side of the runner's JobFields)."""
 
     run_id: str
     command: str = "premarket"
@@ -74,20 +57,24 @@ class JobOptions:
     gate: bool = False  # survey in one session: check, then wait for the controller's go/no-go
 
 
-def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
-    """The on-host runner's config for ``host``: plain JSON data, built from validated settings."""
-    config: dict[str, Any] = {key: host.get(key) for key in _RUNNER_KEYS}
+def host_settings(host: HostSpec, job: JobOptions) -> HostSettings:
+    """The runner's settings for ``host``: its validated inventory settings, named by the type."""
+    values: dict[str, Any] = {key: host.get(key) for key in inventory_settings()}
     if job.check:
-        config["check"] = job.check
-    config.update(
+        values["check"] = job.check
+    return HostSettings.from_dict({**values, "host": host.name, "signatures": list(job.signatures)})
+
+
+def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
+    """The on-host runner's config for ``host``: its settings and this run's job, typed. Cron's
+    config (deploy) is the same settings alone, so no job field can reach the host's config.json."""
+    settings = host_settings(host, job)
+    fields = JobFields(
         action=job.action,
-        host=host.name,
         run_id=job.run_id,
-        runner="laptop",
         dry_run=job.dry_run,
         force=job.force,
         only=list(job.only),
-        signatures=list(job.signatures),
         suppress=dict(job.suppress),
         reset_breaker=job.reset_breaker,
         hold_seconds=job.hold_seconds,
@@ -98,18 +85,14 @@ def runner_config(host: HostSpec, job: JobOptions) -> dict[str, Any]:
         gate_timeout=float(host.get("host_deadline")),
         control=True,  # the runner reads control lines (gate answer, stop) on its stdin
     )
+    deploy = None
     if job.action == "deploy":
-        cron_config = {
-            k: v for k, v in config.items() if k not in ("run_id", "dry_run", "force", "only", "action", "control")
-        }
-        cron_config["runner"] = "cron"
-        config.update(
+        deploy = DeployFields(
             remove=job.remove,
             schedules=list(host.get("schedules")),
-            runner_source=build_runner(None),
-            cron_config=cron_config,
+            cron_config=dataclasses.replace(settings, runner="cron"),
         )
-    return config
+    return RunnerConfig(settings, fields, deploy)
 
 
 def runner_command(host: HostSpec, job: JobOptions) -> str:
@@ -151,7 +134,7 @@ class EventSink(io.TextIOBase):
             event = json.loads(line)
         except ValueError:
             event = None
-        if isinstance(event, dict) and "event" in event:
+        if isinstance(event, dict) and events.kind(event) is not None:
             self.on_event(event)
         elif len(self.noise) < 50:
             self.noise.append(line[:300])
@@ -329,7 +312,7 @@ class HostRun:
         """Actions the host announced but whose result never came back (Ctrl-C, the host
         deadline, a lost connection) end ``interrupted``, pointing at the host's journal."""
         for action in self.report.actions:
-            if action.get("result") == "started":
+            if action.get("result") == events.STARTED:
                 action["result"] = "interrupted"
                 action["detail"] = (
                     "started on the host, but the session was closed before its result came back; "
@@ -393,38 +376,38 @@ class HostRun:
             )
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
+        kind = events.kind(event)
         report = self.report
-        if kind == "phase":
+        if kind == events.PHASE:
             self.phase(str(event.get("phase")))
-        elif kind == "start":
+        elif kind == events.START:
             report.remote_version = str(event.get("version", ""))
-        elif kind == "action" and isinstance(event.get("index"), int):
+        elif kind == events.ACTION and isinstance(event.get("index"), int):
             # Kept as they happen (started, then its result), so a run cut short still shows
             # every action that began on the host; the final result event replaces the list.
             with self.lock:
                 if self.interrupted or self.got_result:
                     return
-                action = {k: v for k, v in event.items() if k != "event"}
+                action = events.action_record(event)
                 index = int(event["index"])
                 if index < len(report.actions):
                     report.actions[index] = action
                 else:
                     report.actions.append(action)
-        elif kind == "check":
-            data = {k: v for k, v in event.items() if k not in ("event", "which", "t")}
+        elif kind == events.CHECK:
+            data = events.check_record(event)
             if event.get("which") == "after":
                 report.after = data
             else:
                 report.before = data
-        elif kind == "plan":
-            report.plan = {k: v for k, v in event.items() if k not in ("event", "t")}
+        elif kind == events.PLAN:
+            report.plan = events.plan_record(event)
             if self.gate is not None and self.on_gate is not None and not event.get("recover") and not self.surveyed:
                 # Nothing to act on here: count this host in the fleet-wide survey now, not after
                 # its logs have come home, so hosts waiting at their gate are answered sooner.
                 self.surveyed = True
                 self.on_gate(self.host.name, [], False)
-        elif kind == "result":
+        elif kind == events.RESULT:
             with self.lock:
                 if self.interrupted:
                     return
@@ -442,9 +425,9 @@ class HostRun:
             report.guards = {k: event[k] for k in ("breakers", "hold") if event.get(k)}
             if report.before is None and event.get("before"):
                 report.before = event["before"]
-        elif kind == "file":
+        elif kind == events.FILE:
             self._store_file(event)
-        elif kind == "gate" and self.on_gate is not None:
+        elif kind == events.GATE and self.on_gate is not None:
             self.surveyed = True
             self.on_gate(self.host.name, [str(s) for s in event.get("signatures", [])], True)
 

@@ -7,19 +7,15 @@ reach a command on a host is validated here, so a hostile inventory is rejected,
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..agent.config import DEFAULT_SCHEDULES, DEFAULT_SERVICES, runner_defaults
 from ..agent.cronblock import ScheduleError, check_cron_safe, validate_schedule
 from ..agent.managers import MANAGERS
 from ..agent.signatures import RuleError, validate_name
-
-#: Logical services the seed knows, and how each manager finds them by default.
-DEFAULT_SERVICES: dict[str, dict[str, str]] = {
-    "uw-daemon": {"name": "uw-daemon", "program": "uw_flow_daemon.py", "pidfile": "state/uw_flow_daemon.pid"},
-    "trading-bot": {"name": "trading-bot", "program": "main.py", "pidfile": "state/main.pid"},
-}
 
 DEFAULTS: dict[str, Any] = {
     "transport": "ssh",
@@ -28,43 +24,14 @@ DEFAULTS: dict[str, Any] = {
     "key": None,
     "jump": None,
     "known_hosts": "~/.ssh/known_hosts",
-    "app_dir": "~/stock-bot",
-    "python": "python3",
-    "manager": "supervisor",
-    "manager_options": {},
-    "services": DEFAULT_SERVICES,
-    "check": "pre_market_health_check.py",
-    "check_args": [],
-    "check_timeout": 60.0,
-    "settle_seconds": 5.0,
-    "lock_dir": "state",
-    "lock_max_age": 3600.0,
-    "lock_wait": 5.0,
-    "restart_timeout": 20.0,
+    # app_dir, python, manager, services, check, lock_*, restart_*, collect_max_bytes, alert_keep, ...:
+    # the on-host runner's settings, whose one definition (with its default) is agent/config.py.
+    **runner_defaults(),
     "connect_timeout": 10.0,
     "host_deadline": 300.0,
-    "collect_max_bytes": 1 << 20,
-    "alert_keep": 20,
     "protected": False,
-    "restart_budget_max": 3,  # at most this many restarts of one service ...
-    "restart_budget_window": 1800.0,  # ... within this many seconds, then the breaker opens
-    # deploy: what cron runs on the host (UTC on the seed's droplets: 14:15 UTC = 9:15 ET)
-    "schedules": [
-        {
-            "name": "pre_market",
-            "schedule": "15 14 * * 1-5",
-            "check": "pre_market_health_check.py",
-            "log": "logs/pre_market.log",
-            "optional": False,  # a host without this script fails deploy's pre-flight
-        },
-        {
-            "name": "friday_eow_audit",
-            "schedule": "30 20 * * 5",
-            "check": "friday_eow_audit.py",
-            "log": "logs/friday_eow_audit.log",
-            "optional": True,  # a host without this script deploys without the audit (a warning)
-        },
-    ],
+    # deploy: what cron runs on the host
+    "schedules": copy.deepcopy(DEFAULT_SCHEDULES),
 }
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:_-]{0,252})$")

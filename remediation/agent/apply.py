@@ -1,0 +1,200 @@
+"""Applying a plan on the host: clear stale locks, restart services through their manager (each
+restart confirmed by a new PID that stays up), write alert files.
+
+Every action is recorded as ``started`` (journal written, event sent) before it runs, and its
+result right after, so a run that dies inside an action still says that it began. A stop is
+honoured between actions, never inside one: a restart in hand runs to its confirmation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from . import events
+from .commands import ManagerError, execute
+from .context import RunContext, hostname, now_iso
+from .guards import record_restart
+from .locks import LockVerdict, remove_lock
+from .managers import Manager, ServiceSpec, ServiceState, pidfile_status, read_status
+from .plan import Plan, PlannedAction
+
+
+class Recovery:
+    """The plan's actions on this host, with the manager that restarts its services."""
+
+    def __init__(self, ctx: RunContext, manager: Manager, services: Dict[str, ServiceSpec]) -> None:
+        self.ctx = ctx
+        self.manager = manager
+        self.services = services
+
+    # -- what the plan shows --------------------------------------------------------------------
+
+    def describe(self, action: PlannedAction) -> Dict[str, Any]:
+        """The exact command a restart would run (``command``), or why it cannot (``command_error``).
+        Read-only: the signal manager's pid comes from the pid file, as the real restart's does."""
+        if action.kind != "restart" or action.target not in self.services:
+            return {}
+        spec = self.services[action.target]
+        try:
+            return {"command": self.manager.restart_command(spec, pidfile_status(spec)).to_dict()}
+        except ManagerError as exc:
+            return {"command_error": str(exc)}
+
+    def plan_record(self, plan: Plan) -> Dict[str, Any]:
+        """The plan as the record, the events and a dry run show it: each action with its command."""
+        record = plan.to_dict()
+        for action, step in zip(plan.actions, record["actions"]):
+            step.update(self.describe(action))
+        return record
+
+    # -- doing it -------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, verdicts: Sequence[LockVerdict]) -> Dict[str, Optional[int]]:
+        """Run the plan's actions in order. Returns each restarted service's new pid."""
+        ctx = self.ctx
+        ctx.log.write(f"Recovery triggered ({plan.state}): {len(plan.actions)} action(s)")
+        ctx.phase("recover")
+        by_name = {v.lock.name: v for v in verdicts}
+        restarted: Dict[str, Optional[int]] = {}
+        for action in plan.actions:
+            ctx.watch.check()  # a stop is honoured between actions, never inside one
+            started = time.monotonic()
+            result: Dict[str, Any] = {
+                "index": len(ctx.record["actions"]),
+                "kind": action.kind,
+                "target": action.target,
+                "reason": action.reason,
+                "at": now_iso(),
+                "t": round(time.time(), 3),
+                "result": events.STARTED,
+                **self.describe(action),
+            }
+            # Recorded before it is done: if this run dies inside the action, the journal and the
+            # controller still know it began (and the restart budget counts it, see below).
+            ctx.record["actions"].append(result)
+            ctx.write_journal()
+            ctx.emit(events.action(result))
+            try:
+                if action.kind == "remove_lock":
+                    verdict = by_name[action.target]
+                    outcome = remove_lock(ctx.lock_dir, verdict.lock)
+                    result.update(
+                        result="ok" if outcome == "removed" else "skipped",
+                        detail=outcome,
+                        content=verdict.lock.content[:512],
+                    )
+                    ctx.log.write(f"Cleared stale lock {action.target}: {outcome} ({action.reason})")
+                elif action.kind == "restart":
+                    # An attempt counts against the budget whether or not it succeeds, and it is
+                    # counted first, so the breaker and the record agree even if this run dies here.
+                    record_restart(
+                        ctx.state_dir,
+                        action.target,
+                        now=time.time(),
+                        window=ctx.settings.restart_budget_window,
+                    )
+                    new_pid, detail = self._restart(action, result)
+                    restarted[action.target] = new_pid
+                    result.update(result="ok", detail=detail, new_pid=new_pid)
+                elif action.kind == "breaker_open":
+                    path = self._write_alert(action, name=f"guardian_breaker_{action.target}")
+                    result.update(
+                        result="blocked",
+                        detail=f"breaker open; wrote {os.path.basename(path)}",
+                        file=os.path.basename(path),
+                        breaker=action.detail.get("breaker"),
+                    )
+                    ctx.log.write(f"CRITICAL: breaker open for {action.target}: {action.reason}")
+                elif action.kind == "alert":
+                    path = self._write_alert(action)
+                    result.update(result="ok", detail=f"wrote {os.path.basename(path)}", file=os.path.basename(path))
+                else:
+                    result.update(result="skipped", detail=f"unknown action kind {action.kind}")
+            except (ManagerError, OSError) as exc:
+                result.update(result="failed", detail=str(exc))
+                ctx.log.write(f"ERROR: {action.kind} {action.target} failed: {exc}")
+            result["duration"] = round(time.monotonic() - started, 3)
+            ctx.write_journal()
+            ctx.emit(events.action(result))
+        return restarted
+
+    def _restart(self, action: PlannedAction, result: Dict[str, Any]) -> Tuple[Optional[int], str]:
+        """Restart through the manager and wait for a new pid. The command actually run goes into
+        the action's record (``command``) before it runs."""
+        ctx = self.ctx
+        spec = self.services[action.target]
+        before = self.status(spec)
+        command = self.manager.restart_command(spec, before)
+        result.pop("command_error", None)
+        result["command"] = command.to_dict()
+        answer = self.manager.restart_answer(spec, execute(command))
+        answer = " / ".join(line.strip() for line in answer.splitlines() if line.strip())
+        ctx.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
+        deadline = time.monotonic() + ctx.settings.restart_timeout
+        state = before
+        pause = 0.1  # managers' restart commands usually return once the process is up: look at once,
+        while time.monotonic() < deadline:  # then back off (a status call can cost a third of a CPU-second)
+            state = self.status(spec)
+            if state.running and state.pid is not None and state.pid != before.pid:
+                return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
+            time.sleep(pause)  # no stop inside an action: the restart is confirmed (or times out)
+            pause = min(pause * 2, 1.0)
+        raise ManagerError(
+            f"{action.target} did not come back with a new pid within the restart timeout "
+            f"(before: {before.state} pid {before.pid}; now: {state.state} pid {state.pid})"
+        )
+
+    def status(self, spec: ServiceSpec) -> ServiceState:
+        """The service's state: from its pid file when that names a live process running the
+        configured program (a few syscalls), else from the process manager (a ``supervisorctl``
+        call costs about a third of a CPU-second, which adds up on a loaded host)."""
+        if spec.program and spec.pidfile and os.path.basename(spec.pidfile):
+            quick = pidfile_status(spec)
+            if quick.running:
+                return ServiceState(True, quick.pid, "RUNNING (pid file)", quick.raw)
+        try:
+            return read_status(self.manager, spec)
+        except ManagerError as exc:
+            return ServiceState(False, None, "unknown", str(exc))
+
+    def confirm(self, service: str, new_pid: Optional[int]) -> None:
+        """After the settle: the restarted service still runs with the pid its restart gave it."""
+        ctx = self.ctx
+        state = self.status(self.services[service])
+        ok = state.running and state.pid == new_pid
+        for action in ctx.record["actions"]:
+            if action["kind"] == "restart" and action["target"] == service:
+                action["confirmed"] = ok
+                action["state_after_settle"] = state.to_dict()
+                if not ok and action["result"] == "ok":
+                    action["result"] = "failed"
+                    action["detail"] += f"; did not stay up (now {state.state} pid {state.pid})"
+        ctx.emit(events.confirm(service, ok, state.pid))
+        ctx.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed'} (pid {state.pid})")
+
+    def _write_alert(self, action: PlannedAction, *, name: Optional[str] = None) -> str:
+        ctx = self.ctx
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        base = f"{name or action.target}_alert_{stamp}"
+        text = (
+            f"CRITICAL ALERT: {name or action.target}\n"
+            f"Host: {ctx.record['host']} ({hostname()})\n"
+            f"Time: {now_iso()}\n"
+            f"Run: {ctx.run_id} ({ctx.record['runner']})\n"
+            f"Reason: {action.reason}\n"
+        )
+        for n in range(100):
+            name = f"{base}.txt" if n == 0 else f"{base}_{n}.txt"
+            path = os.path.join(ctx.logs_dir, name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            ctx.log.write(f"CRITICAL: wrote alert {name}")
+            ctx.created_files.append(name)
+            return path
+        raise OSError(f"could not create a unique alert file for {base}")

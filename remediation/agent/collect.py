@@ -1,0 +1,103 @@
+"""Bringing files home: the seed's logs, the newest alert files and cron runs' journals, each as
+a ``file`` event carrying the tail of the file (bounded by ``collect_max_bytes``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from typing import Any, Dict, List, Sequence
+
+from . import VERSION, events
+from .context import RunContext, hostname, now_iso
+from .journal import cron_journals
+
+ALERT_GLOB_SUFFIX = ".txt"
+
+
+def collect_files(directory: str, names: Sequence[str], *, max_bytes: int) -> List[Dict[str, Any]]:
+    """Read the tail of each regular file ``directory/name`` (never following symlinks)."""
+    items = []
+    for name in names:
+        if "/" in name or name in ("", ".", ".."):
+            continue
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            start = max(0, st.st_size - max_bytes)
+            data = os.pread(fd, max_bytes, start)
+        finally:
+            os.close(fd)
+        items.append(
+            {
+                "name": name,
+                "size": st.st_size,
+                "mtime": st.st_mtime,
+                "truncated": start > 0,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "data_b64": base64.b64encode(data).decode("ascii"),
+            }
+        )
+    return items
+
+
+def log_names(ctx: RunContext) -> List[str]:
+    """The seed's three logs of this check, then the newest ``alert_keep`` alert files."""
+    names = [
+        "guardian.log",
+        f"guardian_{ctx.check_stem}_output.log",
+        f"guardian_retry_{ctx.check_stem}.log",
+    ]
+    alerts = []
+    try:
+        for entry in os.scandir(ctx.logs_dir):
+            if "_alert_" in entry.name and entry.name.endswith(ALERT_GLOB_SUFFIX):
+                alerts.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+    except OSError:
+        pass
+    names += [n for _, n in sorted(alerts, reverse=True)[: ctx.settings.alert_keep]]
+    return names
+
+
+def cron_runs(ctx: RunContext) -> List[Dict[str, Any]]:
+    """Summaries of the newest cron runs on this host, for the report."""
+    return [summary for _, summary in cron_journals(ctx.journal_dir, keep=ctx.settings.journal_keep)]
+
+
+def send_files(ctx: RunContext) -> None:
+    max_bytes = ctx.settings.collect_max_bytes
+    ctx.phase("collect")
+    if os.path.isdir(ctx.logs_dir):
+        for item in collect_files(ctx.logs_dir, log_names(ctx), max_bytes=max_bytes):
+            ctx.emit(events.file(item))
+    names = [name for name, _ in cron_journals(ctx.journal_dir, keep=ctx.settings.journal_keep)]
+    for item in collect_files(ctx.journal_dir, names, max_bytes=max_bytes):
+        item["name"] = "journal-" + str(item["name"])
+        ctx.emit(events.file(item))
+
+
+def collect_only(ctx: RunContext) -> Dict[str, Any]:
+    """``invoke collect``: bring logs, alerts and cron journals home; run no check."""
+    ctx.record.update(
+        host=ctx.host,
+        run_id=ctx.run_id,
+        runner=ctx.settings.runner,
+        version=VERSION,
+        actions=[],
+    )
+    ctx.emit(events.start(hostname=hostname(), version=VERSION, dry_run=False))
+    ctx.record.update(
+        outcome="collected",
+        reason="",
+        started_at=now_iso(ctx.started),
+        cron_runs=cron_runs(ctx),
+    )
+    ctx.emit(events.result(ctx.record))
+    send_files(ctx)
+    return ctx.record

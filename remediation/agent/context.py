@@ -1,0 +1,70 @@
+"""What every step of one run on this host shares: its config, the host's paths, the run's record
+with its journal and log, the emitter and the watch on the controller.
+
+The steps (``sequence``, ``apply``, ``gate``, ``collect``, ``maintenance``) each take a
+:class:`RunContext`; none of them reads the config any other way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from .config import RunnerConfig
+from .emit import Emit
+from .journal import HostLog, Journal
+from .watch import ControllerWatch
+
+
+def now_iso(ts: Optional[float] = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+def hostname() -> str:
+    return os.uname().nodename  # what socket.gethostname() returns, without importing socket
+
+
+class RunContext:
+    """One run on this host, driven by a validated config (plain data, typed)."""
+
+    def __init__(self, config: RunnerConfig, emit: Emit, watch: Optional[ControllerWatch] = None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.job = config.job
+        self.emit = emit
+        self.dry_run = config.job.dry_run
+        self.app_dir = os.path.abspath(os.path.expanduser(self.settings.app_dir))
+        self.logs_dir = os.path.join(self.app_dir, "logs")
+        self.lock_dir = os.path.join(self.app_dir, self.settings.lock_dir)
+        self.state_dir = os.path.join(self.app_dir, STATE_DIR)
+        self.journal_dir = os.path.join(self.state_dir, JOURNAL_DIR)
+        check = self.settings.check
+        self.check_path = check if os.path.isabs(check) else os.path.join(self.app_dir, check)
+        self.check_stem = os.path.splitext(os.path.basename(check))[0]
+        self.host = self.settings.host or hostname()
+        self.started = time.time()
+        self.run_id = self.job.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.record: Dict[str, Any] = {}
+        self.log = HostLog(None)
+        self.journal = Journal(self.journal_dir, self.run_id, enabled=not self.dry_run)
+        self.created_files: List[str] = []
+        self.watch = watch or ControllerWatch()
+
+    def phase(self, name: str) -> None:
+        self.emit(events.phase(name))
+
+    def announce(self) -> None:
+        """The start event: the runner is up on this host."""
+        self.emit(events.start(hostname=hostname(), version=VERSION, dry_run=self.dry_run))
+
+    def warn(self, text: str) -> None:
+        self.record.setdefault("warnings", []).append(text)
+
+    def write_journal(self) -> None:
+        self.journal.write(self.record)
+
+    def log_path(self, name: str) -> Optional[str]:
+        """Where a log of the run goes in ``logs/``; None on a dry run, which writes nothing."""
+        return None if self.dry_run else os.path.join(self.logs_dir, name)

@@ -1,0 +1,131 @@
+"""What a run leaves on the host: ``logs/guardian.log`` in the seed's format, and the run's journal.
+
+The journal (``.guardian/state/journal/<run-id>.json``) is the host's own record of a run. It is
+rewritten atomically at each step: when the run starts (``outcome: running``), before and after
+every action, and at the end, so it survives the controller or the runner dying at any moment.
+The next run brings cron runs' journals home (:func:`cron_journals`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import STATE_DIR
+
+#: Where Guardian < 0.2 kept its state: inside the app's lock dir.
+LEGACY_STATE_FILES = ("guardian-breaker.json", "guardian-hold.json")
+LEGACY_JOURNAL_DIR = "guardian-journal"
+
+
+class HostLog:
+    """``logs/guardian.log`` in the seed's format: ``[YYYY-mm-dd HH:MM:SS] message``."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.lines: List[str] = []
+        self.error = ""
+
+    def write(self, message: str) -> None:
+        line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}"
+        self.lines.append(line)
+        if self.path is None or self.error:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            # A symlinked or unwritable log is never followed; the run goes on and says so.
+            self.error = f"{self.path} not written: {exc.strerror}"
+            return
+        try:
+            os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
+        finally:
+            os.close(fd)
+
+
+class Journal:
+    """One run's journal file. Disabled on a dry run, which writes nothing on the host."""
+
+    def __init__(self, directory: str, run_id: str, *, enabled: bool) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, f"{run_id}.json")
+        self.enabled = enabled
+        self.error = ""
+
+    def write(self, record: Dict[str, Any]) -> None:
+        """Rewrite the journal with ``record`` (its files aside); a run that has not finished says
+        ``outcome: running``. A failure is added to the record's warnings, once, and the run goes on."""
+        if not self.enabled or self.error:
+            return
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            tmp = self.path + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                data = {k: v for k, v in record.items() if k != "files"}
+                data.setdefault("outcome", "running")
+                json.dump(data, fh, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            self.error = f"journal not written: {exc}"
+            record.setdefault("warnings", []).append(self.error)
+
+
+def cron_journals(journal_dir: str, *, keep: int) -> List[Tuple[str, Dict[str, Any]]]:
+    """The newest ``keep`` cron-run journals in ``journal_dir`` (file name, summary), newest first."""
+    found: List[Tuple[str, Dict[str, Any]]] = []
+    try:
+        entries = sorted(os.listdir(journal_dir), reverse=True)
+    except OSError:
+        return []
+    for name in entries:
+        if not name.endswith(".json") or len(found) >= keep:
+            continue
+        try:
+            fd = os.open(os.path.join(journal_dir, name), os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("runner") != "cron":
+            continue
+        summary = {
+            "run_id": data.get("run_id"),
+            "outcome": data.get("outcome"),
+            "reason": data.get("reason", ""),
+            "started_at": data.get("started_at"),
+            "check": os.path.basename(str((data.get("before") or {}).get("argv", ["", "?"])[-1])),
+            "actions": [
+                {k: a.get(k) for k in ("kind", "target", "result", "detail", "reason", "at")}
+                for a in data.get("actions", [])
+            ],
+        }
+        found.append((name, summary))
+    return found
+
+
+def adopt_legacy_state(lock_dir: str, state_dir: str, journal_dir: str, log: HostLog) -> List[str]:
+    """Move a restart budget, hold and cron journals that an older Guardian kept in the app's
+    lock dir into the state dir, so an upgrade forgets no hold and resets no budget.
+
+    Returns:
+        Warnings for what could not be moved.
+    """
+    warnings = []
+    for name in LEGACY_STATE_FILES:
+        old, new = os.path.join(lock_dir, name), os.path.join(state_dir, name)
+        if os.path.isfile(old) and not os.path.islink(old) and not os.path.lexists(new):
+            try:
+                os.rename(old, new)
+                log.write(f"Moved {old} to {new} (Guardian's state now lives in {STATE_DIR})")
+            except OSError as exc:
+                warnings.append(f"could not move {old} to {new}: {exc.strerror}")
+    old_journal = os.path.join(lock_dir, LEGACY_JOURNAL_DIR)
+    if os.path.isdir(old_journal) and not os.path.islink(old_journal) and not os.path.lexists(journal_dir):
+        try:
+            os.rename(old_journal, journal_dir)
+        except OSError as exc:
+            warnings.append(f"could not move {old_journal}: {exc.strerror}")
+    return warnings

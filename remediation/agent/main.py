@@ -1,0 +1,117 @@
+"""The on-host runner's entry point, for the controller's ``python3 -c`` bundle (its config
+embedded) and for the runner ``invoke deploy`` installs, which cron starts as
+``guardian-runner.py --config .guardian/config.json --runner cron --format text --check SCRIPT``.
+
+Progress and results go to stdout as JSON lines (``--format json``) or as readable lines for a
+cron log (``--format text``). Exit code: 0 ok, 2 not ok, 3 bad config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence
+
+from . import BUNDLE_DIGEST, VERSION, events
+from .collect import collect_only
+from .config import HostSettings, RunnerConfig, RunnerConfigError
+from .context import RunContext
+from .emit import Emit, json_emitter, text_emitter
+from .maintenance import change_hold
+from .managers import ManagerError
+from .outcomes import DEPLOY_OK, RUNNER_OK
+from .sequence import Runner
+from .signatures import RuleError
+from .watch import ControllerWatch
+
+EXIT_OK, EXIT_NOT_OK, EXIT_BAD_CONFIG = 0, 2, 3
+
+
+def _options(argv: Optional[Sequence[str]], config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The command-line flags. The controller's ``python3 -c`` bundle passes none (its config is
+    embedded), so argparse (10 ms of start-up on every host run) is loaded only for the deployed
+    runner that cron starts with ``--config``."""
+    if config is not None and not argv:
+        return {"config": None, "format": "json", "runner": None, "check": None}
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="guardian-runner", description=__doc__)
+    parser.add_argument("--config", help="JSON config written by `invoke deploy`")
+    parser.add_argument("--format", choices=("json", "text"), default="json")
+    parser.add_argument("--runner", help="who runs this: laptop or cron")
+    parser.add_argument("--check", help="health-check script to run (default: the config's)")
+    parser.add_argument("--version", action="version", version=f"guardian-runner {VERSION} (bundle {BUNDLE_DIGEST})")
+    args = parser.parse_args(argv)
+    if config is None and not args.config:
+        parser.error("--config is required")
+    return vars(args)
+
+
+def _load(opts: Dict[str, Any], config: Optional[Dict[str, Any]], cron_config: Any) -> RunnerConfig:
+    """The run's config: the controller's, or cron's config.json (the host's settings alone, the
+    job's defaults), with the command line's ``--runner`` and ``--check`` applied."""
+    if config is not None:
+        loaded = RunnerConfig.from_dict(config)
+    elif isinstance(cron_config, dict):
+        loaded = RunnerConfig(settings=HostSettings.from_cron_config(cron_config))
+    else:
+        raise RunnerConfigError(f"{opts['config']} holds no JSON object")
+    if opts["runner"]:
+        loaded = loaded.with_settings(runner=opts["runner"])
+    if opts["check"]:
+        loaded = loaded.with_settings(check=opts["check"])
+    if loaded.job.run_id is None or opts["config"]:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        loaded = loaded.with_job(run_id=f"{stamp}-{loaded.settings.runner}-{os.getpid()}")
+    return loaded
+
+
+def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] = None) -> int:
+    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config."""
+    opts = _options(argv, config)
+    cron_config: Optional[Dict[str, Any]] = None
+    if config is None:
+        try:
+            with open(opts["config"], encoding="utf-8") as fh:
+                cron_config = json.load(fh)
+        except (OSError, ValueError) as exc:
+            print(f"guardian-runner: cannot read config {opts['config']}: {exc}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+    try:
+        runner_config = _load(opts, config, cron_config)
+    except RunnerConfigError as exc:
+        _emitter(opts, None)(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
+        return EXIT_BAD_CONFIG
+    job = runner_config.job
+    watch = ControllerWatch(control=job.control or job.gate)
+    emit = _emitter(opts, watch)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        watch.request_stop(f"{signal.Signals(signum).name} received")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    try:
+        if job.action == "deploy":
+            from .deploy import Installer  # only deploy needs it: keeps every other run's start-up small
+
+            record = Installer(runner_config, emit).run()
+            return EXIT_OK if record["outcome"] in DEPLOY_OK else EXIT_NOT_OK
+        ctx = RunContext(runner_config, emit, watch)
+        runner = Runner(ctx)
+    except (RuleError, ManagerError, ValueError) as exc:
+        emit(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
+        return EXIT_BAD_CONFIG
+    if job.action == "collect":
+        collect_only(ctx)
+        return EXIT_OK
+    if job.action in ("hold", "release"):
+        return change_hold(ctx, job.action)
+    return EXIT_OK if runner.run()["outcome"] in RUNNER_OK else EXIT_NOT_OK
+
+
+def _emitter(opts: Dict[str, Any], watch: Optional[ControllerWatch]) -> Emit:
+    return json_emitter(sys.stdout, watch) if opts["format"] == "json" else text_emitter(sys.stdout)

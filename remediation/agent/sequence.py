@@ -1,0 +1,252 @@
+"""The per-host sequence, run on the host: lock, check, classify, plan, act, settle, verify, log,
+collect. The controller streams this program over one SSH session; cron runs it as is.
+
+Everything the run does is in its record (``RunContext.record``), which is also its journal on
+the host and, at the end, its ``result`` event. Nothing here talks to the network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from . import VERSION, events
+from .apply import Recovery
+from .checkrun import CheckRun, run_check
+from .collect import cron_runs, send_files
+from .context import RunContext, hostname, now_iso
+from .gate import await_gate
+from .guards import BreakerState, breaker_open, load_restart_history, read_hold, reset_breakers
+from .hostlock import HostBusy, HostLock
+from .journal import HostLog, adopt_legacy_state
+from .locks import LockDirError, LockVerdict, judge, probe_locks
+from .managers import ServiceSpec, make_manager
+from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
+from .signatures import load_signatures
+from .watch import ControllerGone, StopRequested
+
+
+class Runner:
+    """One Guardian run on this host (premarket or recover), from its context."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.signatures = load_signatures(settings.signatures)
+        self.manager = make_manager(settings.manager, settings.manager_options)
+        self.services = {
+            name: ServiceSpec(
+                service=name,
+                name=str(spec.get("name", name)),
+                program=str(spec.get("program", "")),
+                pidfile=os.path.join(ctx.app_dir, str(spec.get("pidfile", ""))),
+            )
+            for name, spec in settings.services.items()
+        }
+        self.recovery = Recovery(ctx, self.manager, self.services)
+
+    def run(self) -> Dict[str, Any]:
+        ctx = self.ctx
+        record = ctx.record
+        record.update(
+            {
+                "host": ctx.host,
+                "hostname": hostname(),
+                "run_id": ctx.run_id,
+                "runner": ctx.settings.runner,
+                "version": VERSION,
+                "dry_run": ctx.dry_run,
+                "started_at": now_iso(ctx.started),
+                "app_dir": ctx.app_dir,
+                "manager": self.manager.kind,
+                "actions": [],
+                "files": [],
+            }
+        )
+        ctx.emit(events.start(hostname=record["hostname"], version=record["version"], dry_run=record["dry_run"]))
+        if not os.path.isdir(ctx.app_dir):
+            return self.finish("unexpected", f"app dir {ctx.app_dir} does not exist")
+        if not ctx.dry_run:
+            os.makedirs(ctx.logs_dir, mode=0o750, exist_ok=True)
+            os.makedirs(ctx.state_dir, mode=0o700, exist_ok=True)
+            ctx.log = HostLog(ctx.log_path("guardian.log"))
+            for warning in adopt_legacy_state(ctx.lock_dir, ctx.state_dir, ctx.journal_dir, ctx.log):
+                ctx.warn(warning)
+        holder = {
+            "runner": record["runner"],
+            "pid": os.getpid(),
+            "run_id": ctx.run_id,
+            "since": ctx.started,
+            "since_iso": now_iso(ctx.started),
+        }
+        ctx.phase("lock")
+        try:
+            with HostLock(ctx.state_dir, holder=holder, wait=ctx.settings.lock_wait, dry_run=ctx.dry_run):
+                return self._locked_sequence()
+        except HostBusy as busy:
+            record["busy_holder"] = busy.holder
+            return self.finish("busy", str(busy))
+        except ControllerGone as exc:
+            # Stopped at a safe point: whatever was done so far is in the record (and the journal).
+            done = [f"{a['kind']} {a['target']} {a['result']}" for a in record["actions"]]
+            reason = f"stopped: {exc}" + (f"; done before stopping: {', '.join(done)}" if done else "; nothing changed")
+            if done and "after" not in record:
+                reason += "; not re-verified"
+            ctx.log.write(f"Stopping: {exc}; the host lock is released")
+            return self.finish("interrupted", reason, emit=isinstance(exc, StopRequested))
+
+    def _locked_sequence(self) -> Dict[str, Any]:
+        ctx, job = self.ctx, self.ctx.job
+        record = ctx.record
+        ctx.write_journal()  # from here on the host's record of this run survives any stop
+        hold = read_hold(ctx.state_dir, now=time.time())
+        if hold is not None:
+            record["hold"] = hold.to_dict()
+            return self.finish(
+                "held", f"maintenance hold until {hold.to_dict()['until_iso']} by {hold.by or '?'}: {hold.reason}"
+            )
+        if job.reset_breaker:
+            if ctx.dry_run:
+                ctx.warn("would reset the restart budget (breaker)")
+            elif reset_breakers(ctx.state_dir):
+                ctx.log.write("Restart budget reset by the operator (--reset-breaker)")
+        check_name = os.path.basename(ctx.check_path)
+        ctx.log.write(f"Guardian {VERSION} run {ctx.run_id} ({record['runner']}) starting: {check_name}")
+        ctx.phase("check")
+        first = self._check(ctx.log_path(f"guardian_{ctx.check_stem}_output.log"))
+        before = check_state(first.exit_code, timed_out=first.timed_out, error=first.error)
+        record["before"] = {**first.to_dict(), "state": before.state, "reason": before.reason}
+        ctx.emit(events.check("before", record["before"]))
+        ctx.log.write(f"{check_name} exit code {first.exit_code} -> {before.state}")
+        if first.timed_out or first.error:
+            ctx.log.write(f"ERROR: {before.reason}")
+        verdicts = self._lock_verdicts()
+        record["locks"] = [
+            {"name": v.lock.name, "stale": v.stale, "reason": v.reason, "pid": v.lock.pid} for v in verdicts
+        ]
+        breakers = self._breakers()
+        record["breakers"] = {k: v.to_dict() for k, v in breakers.items() if v.recent}
+
+        def make_plan(suppress: Dict[str, str]) -> Plan:
+            return decide(
+                before,
+                first.matches,
+                verdicts,
+                self.signatures,
+                sorted(self.services),
+                settle_seconds=ctx.settings.settle_seconds,
+                force=job.force,
+                only=list(job.only),
+                suppress=suppress,
+                breakers=breakers,
+            )
+
+        plan = make_plan(dict(job.suppress))
+        record["plan"] = self.recovery.plan_record(plan)
+        ctx.emit(events.plan(record["plan"]))
+        after: Optional[CheckState] = None
+        if plan.recover and job.defer and not ctx.dry_run:
+            # Survey for the blast-radius guard: the controller decides, then runs us again to act.
+            return self.finish("deferred", "checked; recovery deferred until the fleet-wide incident check")
+        if plan.recover and job.gate and not ctx.dry_run:
+            # Blast-radius guard in one session: hold here (lock kept, nothing changed) until the
+            # controller has seen enough of the fleet to say which signatures are an incident.
+            plan = make_plan(await_gate(ctx, first.matches))
+            record["plan"] = self.recovery.plan_record(plan)
+            ctx.emit(events.plan(record["plan"]))
+        if plan.recover and not ctx.dry_run:
+            after = self._recover(plan, verdicts)
+        elif plan.recover:
+            for step in record["plan"]["actions"]:
+                ctx.emit(events.planned(step))
+        outcome = final_outcome(before, after, dry_run=ctx.dry_run, held_back=plan.held_back)
+        failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
+        return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
+
+    def _check(self, log_path: Optional[str]) -> CheckRun:
+        ctx = self.ctx
+        python = ctx.settings.python or sys.executable or "python3"
+        argv = [python, ctx.check_path, *[str(a) for a in ctx.settings.check_args]]
+        return run_check(
+            argv,
+            cwd=ctx.app_dir,
+            timeout=ctx.settings.check_timeout,
+            signatures=self.signatures,
+            log_path=None if ctx.dry_run else log_path,
+            watch=ctx.watch,
+        )
+
+    def _lock_verdicts(self) -> List[LockVerdict]:
+        ctx = self.ctx
+        if not os.path.lexists(ctx.lock_dir):
+            # Never created: a mistyped lock_dir must not pass for a folder with no stale locks.
+            ctx.warn(
+                f"lock dir {ctx.lock_dir} does not exist: no locks inspected or cleared (check the lock_dir setting)"
+            )
+            return []
+        try:
+            locks = probe_locks(ctx.lock_dir)
+        except LockDirError as exc:
+            ctx.warn(f"locks not inspected: {exc}")
+            return []
+        return [judge(lock, now=time.time(), max_age=ctx.settings.lock_max_age) for lock in locks]
+
+    def _breakers(self) -> Dict[str, BreakerState]:
+        settings = self.ctx.settings
+        now = time.time()
+        history = load_restart_history(self.ctx.state_dir)
+        return {
+            name: breaker_open(
+                name,
+                history.get(name, []),
+                now=now,
+                max_restarts=settings.restart_budget_max,
+                window=settings.restart_budget_window,
+            )
+            for name in self.services
+        }
+
+    def _recover(self, plan: Plan, verdicts: List[LockVerdict]) -> CheckState:
+        """Apply the plan, wait for things to settle, confirm the restarts, re-run the check."""
+        ctx = self.ctx
+        restarted = self.recovery.apply(plan, verdicts)
+        settle = plan.settle_seconds
+        ctx.phase("settle")
+        ctx.log.write(f"Waiting {settle:g}s for stabilization")
+        ctx.watch.sleep(max(0.0, settle))
+        for service, new_pid in restarted.items():
+            self.recovery.confirm(service, new_pid)
+        ctx.phase("verify")
+        ctx.log.write("Re-verifying")
+        retry = self._check(ctx.log_path(f"guardian_retry_{ctx.check_stem}.log"))
+        after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
+        ctx.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason}
+        ctx.emit(events.check("after", ctx.record["after"]))
+        ctx.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
+        return after
+
+    def finish(self, outcome: str, reason: str, *, emit: bool = True) -> Dict[str, Any]:
+        ctx = self.ctx
+        record = ctx.record
+        if ctx.log.error:
+            ctx.warn(ctx.log.error)
+        record.update(
+            outcome=outcome,
+            reason=reason,
+            finished_at=now_iso(),
+            duration=round(time.time() - ctx.started, 3),
+        )
+        ctx.log.write(f"Run {ctx.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
+        if os.path.isdir(ctx.state_dir):
+            ctx.write_journal()
+        if not emit:
+            return record
+        collect = not ctx.dry_run and ctx.job.collect
+        if collect:
+            record["cron_runs"] = cron_runs(ctx)
+        ctx.emit(events.result(record))
+        if collect:
+            send_files(ctx)
+        return record
