@@ -2,7 +2,7 @@
 
 from .agent import VERSION
 from .errors import ConnectError, GuardianError, HostKeyError, InventoryError, ReportError
-from .inventory.hosts import HostSpec, Inventory, load_inventory
+from .inventory import HostSpec, Inventory, load_inventory
 from .reporting.report import HostReport, RunReport
 
 __version__ = VERSION

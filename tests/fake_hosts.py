@@ -27,7 +27,7 @@ from invoke.runners import Result
 
 from remediation.errors import ConnectError
 from remediation.execution.hostrun import EventSink, HostRun, JobOptions, TailSink
-from remediation.inventory.hosts import HostSpec
+from remediation.inventory import HostSpec
 
 Script = Callable[["FakeSession"], None]
 Hook = Callable[["FakeSession"], None]

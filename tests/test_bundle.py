@@ -11,7 +11,7 @@ from pathlib import Path
 from remediation.agent.bootstrap import own_script
 from remediation.execution.bundle import build_runner, bundle_digest
 from remediation.execution.hostrun import JobOptions, runner_command
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 
 #: Linux refuses a single command-line argument longer than this (MAX_ARG_STRLEN, 32 pages).
 MAX_ARG_STRLEN = 131072

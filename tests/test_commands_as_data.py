@@ -21,7 +21,7 @@ from rich.console import Console
 from remediation import jobs
 from remediation.agent import events
 from remediation.execution.hostrun import JobOptions, runner_command
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 from remediation.reporting.report import HostReport, ReportStore
 from remediation.rules import load_rules, rules_data
 

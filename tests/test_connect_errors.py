@@ -14,7 +14,7 @@ from ssh_stub import StubSSHServer, write_ed25519_key
 
 from remediation.errors import ConnectError
 from remediation.execution.transport import ConnectOptions, connection_for, hops_for, open_session, prepare_key_files
-from remediation.inventory.hosts import Inventory, load_inventory
+from remediation.inventory import Inventory, load_inventory
 
 MISSING_KEY = "/nonexistent/key"
 

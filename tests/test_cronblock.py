@@ -9,7 +9,7 @@ import pytest
 from remediation.agent.cronblock import BEGIN, END, ScheduleError, render_block, replace_block, validate_schedule
 from remediation.agent.deploy import cron_lines
 from remediation.errors import InventoryError
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 
 USER_CRONTAB = "MAILTO=ops@example.com\n# my backup\n0 3 * * * /usr/local/bin/backup --all\n"
 

@@ -26,7 +26,7 @@ from remediation.execution.fleet import FleetRun
 from remediation.execution.hostrun import JOURNAL_HINT, JobOptions
 from remediation.execution.survey import BlastGuard
 from remediation.execution.transport import ConnectOptions
-from remediation.inventory.hosts import HostSpec
+from remediation.inventory import HostSpec
 from remediation.reporting.report import HostReport, ReportStore, RunReport
 
 RUN_ID = "20260302T133001Z-f00d"

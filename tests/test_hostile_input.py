@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ssh_stub import StubSSHServer, write_ed25519_key
 
 from remediation.errors import GuardianError, InventoryError
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 from remediation.reporting.report import HostReport, ReportStore
 from remediation.rules import load_rules
 

@@ -267,7 +267,7 @@ def _gated_runner(tmp_path: Path, app: Path) -> subprocess.Popen[str]:
     import shlex
 
     from remediation.execution.hostrun import JobOptions, runner_command
-    from remediation.inventory.hosts import load_inventory
+    from remediation.inventory import load_inventory
     from remediation.rules import load_rules, rules_data
 
     host = load_inventory([inventory(tmp_path, app)]).hosts["local"]
@@ -349,7 +349,7 @@ def test_sigterm_stops_the_runner_between_actions_with_its_record_intact(tmp_pat
     import signal
 
     from remediation.execution.hostrun import JobOptions, runner_command
-    from remediation.inventory.hosts import load_inventory
+    from remediation.inventory import load_inventory
     from remediation.rules import load_rules, rules_data
 
     (app / "state" / "metadata.lock").write_text(f"{dead_pid()}\n")

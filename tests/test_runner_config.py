@@ -26,7 +26,7 @@ from remediation.agent.config import (
 )
 from remediation.execution.bundle import build_runner
 from remediation.execution.hostrun import JobOptions, runner_config
-from remediation.inventory.hosts import load_inventory
+from remediation.inventory import load_inventory
 from remediation.inventory.settings import DEFAULTS, VALIDATORS
 
 JOB_ONLY = {f.name for f in dataclasses.fields(JobFields)} | {f.name for f in dataclasses.fields(DeployFields)}

@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from ..agent.outcomes import OK_OUTCOMES
-from ..inventory.hosts import HostSpec, Inventory
+from ..inventory import HostSpec, Inventory
 from ..reporting.report import HostReport, ReportStore, RunReport
 from .hostrun import HostRun, JobOptions, Progress
 from .survey import BlastGuard, host_decision, signature_verdicts

@@ -24,7 +24,7 @@ from invoke.exceptions import CommandTimedOut, ThreadException
 from ..agent import JOURNAL_DIR, STATE_DIR, events
 from ..agent.config import DeployFields, HostSettings, JobFields, RunnerConfig, inventory_settings
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
-from ..inventory.hosts import HostSpec, Inventory
+from ..inventory import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
 from .bundle import build_runner
 from .transport import ConnectOptions, Session, close_session, open_session

@@ -24,7 +24,7 @@ from fabric import Config, Connection
 from invoke.context import Context
 
 from ..errors import ConnectError, HostKeyError
-from ..inventory.hosts import HostSpec, Inventory
+from ..inventory import HostSpec, Inventory
 from ..inventory.sshconfig import load_ssh_config
 
 _known_hosts_lock = threading.Lock()
