@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 
 from .model import APP_DIR, DAEMONS, HOST_PYTHON, LabError
 
+#: Where the lab installs the process-compose stand-in (lab/hostinit.py).
+PROCESS_COMPOSE = "/usr/local/bin/process-compose"
+
 if TYPE_CHECKING:
     from .fleet import Lab
 
@@ -90,17 +93,24 @@ def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:
     bad = _unhealthy_daemons(lab, host)
     if not bad:
         return ""
-    manager = lab.host(host).manager
+    from ..agent.managers import ManagerError, ServiceSpec, ServiceState, make_manager
+
+    kind = lab.host(host).manager
+    # The same restart commands Guardian's managers yield, run inside the host.
+    manager = make_manager(kind, {"process_compose": PROCESS_COMPOSE} if kind == "process-compose" else {})
     for program, pid in bad.items():
-        if manager == "supervisor":
-            lab.exec(host, ["supervisorctl", "restart", program], check=False)
-        elif manager == "process-compose":
-            lab.exec(host, ["/usr/local/bin/process-compose", "process", "restart", program], check=False)
-        elif pid is not None:  # signal: the deploy supervisor respawns what exits
-            lab.exec(host, ["kill", "-TERM", str(pid)], check=False)
+        spec = ServiceSpec(program, program, "", "")
+        try:
+            command = manager.restart_command(spec, ServiceState(pid is not None, pid, "faulty"))
+        except ManagerError:
+            continue  # signal style, daemon dead: its respawner brings it back by itself
+        if command.signal:
+            lab.exec(host, ["kill", f"-{command.signal.removeprefix('SIG')}", str(command.pid)], check=False)
+        else:
+            lab.exec(host, list(command.argv), check=False)
     deadline = time.monotonic() + timeout
     while _unhealthy_daemons(lab, host):
         if time.monotonic() > deadline:
             raise LabError(f"{host}: daemons still unhealthy after reset: {sorted(_unhealthy_daemons(lab, host))}")
         time.sleep(0.1)
-    return f"{host}: restarted {', '.join(sorted(bad))} via {manager}\n"
+    return f"{host}: restarted {', '.join(sorted(bad))} via {kind}\n"
