@@ -38,7 +38,7 @@ def full_host() -> HostReport:
                 "result": "failed",
                 "detail": "did not come back",
                 "t": t0 + 1.5,
-                "argv": ["supervisorctl", "restart", "svc-marker"],
+                "command": {"argv": ["supervisorctl", "restart", "svc-marker"]},
             }
         ],
         locks=[{"name": "lock-marker.lock", "stale": True, "reason": "pid 9 is dead", "pid": 9}],

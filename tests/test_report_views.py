@@ -248,3 +248,38 @@ def test_a_narrow_console_keeps_the_output_excerpt_whole() -> None:
     text = to_text(host_view(_run(host), host), width=50)
     assert "…" not in text
     assert "48,000,000 bytes)" in text and "[860 earlier lines not shown]" in text
+
+
+def test_both_views_show_the_exact_command_run_or_planned() -> None:
+    """Managers yield commands; the report shows the argv that ran, and a dry run the one that would."""
+    done = HostReport("h1", "198.18.1.11", "ssh", outcome="healed")
+    done.actions = [
+        {
+            "index": 0,
+            "kind": "restart",
+            "target": "uw-daemon",
+            "reason": "uw_socket: line 3 matched",
+            "result": "ok",
+            "command": {"argv": ["supervisorctl", "-c", "/etc/supervisor/my conf.conf", "restart", "uw-daemon"]},
+        }
+    ]
+    planned = HostReport("h2", "198.18.1.12", "ssh", outcome="unhealthy")
+    planned.plan = {
+        "state": "unhealthy",
+        "recover": True,
+        "verify": True,
+        "settle_seconds": 5,
+        "notes": [],
+        "actions": [
+            {"kind": "restart", "target": "uw-daemon", "reason": "r", "command": {"signal": "SIGTERM", "pid": 4242}},
+            {"kind": "restart", "target": "trading-bot", "reason": "r", "command_error": "no live pid in its pid file"},
+        ],
+    }
+    run = RunReport(run_id="20260302T133001Z-aaaa", command="premarket", started_at="2026-03-02T13:30:01Z")
+    run.hosts = [done, planned]
+    shown = "supervisorctl -c '/etc/supervisor/my conf.conf' restart uw-daemon"
+    assert shown in to_text(host_view(run, done), width=200)
+    text = to_text(host_view(run, planned), width=200)
+    assert "kill -TERM 4242" in text and "no command: no live pid in its pid file" in text
+    page = render_run_html(run)
+    assert "kill -TERM 4242" in page and "supervisorctl -c &#x27;/etc/supervisor/my conf.conf&#x27;" in page

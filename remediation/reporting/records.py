@@ -109,7 +109,10 @@ class PlannedActionRecord(TypedDict):
     target: str
     reason: str
     detail: NotRequired[dict[str, Any]]
-    argv: NotRequired[Annotated[list[str], Doc("the command a real run would run, as an argument list")]]
+    command: NotRequired[
+        Annotated[dict[str, Any], Doc("the command a real run would run: {argv: [...]} or {signal, pid}")]
+    ]
+    command_error: NotRequired[Annotated[str, Doc("why no restart command can be built (e.g. no verified pid)")]]
 
 
 class PlanRecord(TypedDict, total=False):
@@ -148,7 +151,7 @@ class ActionRecord(TypedDict):
     duration: NotRequired[float]
     at: NotRequired[str]
     t: NotRequired[float]
-    argv: NotRequired[Annotated[list[str], Doc("the command that was run, as an argument list")]]
+    command: NotRequired[Annotated[dict[str, Any], Doc("the command that was run: {argv: [...]} or {signal, pid}")]]
     new_pid: NotRequired[int | None]
     confirmed: NotRequired[bool]
     content: NotRequired[Annotated[str, Doc("a removed lock's content (its first 512 characters)")]]

@@ -121,11 +121,17 @@ def action_summary(kind: object, target: object, result: str) -> str:
     return f"{kind} {target} {mark.symbol}" + (f" {result.upper()}" if mark.spelled else "")
 
 
-def command_line(argv: object) -> str:
-    """A command (an argument list) as a shell would show it; nothing if there is none."""
-    if not isinstance(argv, list) or not argv:
+def command_line(command: object) -> str:
+    """A command record (``{"argv": [...]}`` or ``{"signal": "SIGTERM", "pid": N}``) as a shell
+    would show it; nothing if there is none."""
+    if not isinstance(command, Mapping):
         return ""
-    return shlex.join(str(a) for a in argv)
+    argv = command.get("argv")
+    if isinstance(argv, list) and argv:
+        return shlex.join(str(a) for a in argv)
+    if command.get("signal") and command.get("pid") is not None:
+        return f"kill -{str(command['signal']).removeprefix('SIG')} {command['pid']}"
+    return ""
 
 
 def action_phrase(action: ActionRecord) -> str:

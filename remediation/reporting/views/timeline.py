@@ -116,7 +116,7 @@ def _action_item(action: ActionRecord) -> _Item:
         result=str(action.get("result")),
         detail=detail,
         why=str(action.get("reason") or ""),
-        ran=command_line(action.get("argv")),
+        ran=command_line(action.get("command")),
     )
     return _Item("action", when, row)
 
@@ -128,7 +128,10 @@ def _planned_item(action: PlannedActionRecord) -> _Item:
         Span(" "),
         Span(str(action.get("target")), "code"),
     )
-    row = TimelineRow("planned", "", what, why=str(action.get("reason") or ""), ran=command_line(action.get("argv")))
+    ran = command_line(action.get("command")) or (
+        f"no command: {action['command_error']}" if action.get("command_error") else ""
+    )
+    row = TimelineRow("planned", "", what, why=str(action.get("reason") or ""), ran=ran)
     return _Item("planned", None, row)
 
 
