@@ -262,6 +262,14 @@ def test_reports_validate_against_the_published_json_schema(tmp_path: Path, app:
         jsonschema.validate(broken, schema)
 
 
+def stale_lock(app: Path) -> Path:
+    """``state/orders.lock`` naming a dead pid, two hours old: stale by any rule."""
+    lock = app / "state" / "orders.lock"
+    lock.write_text(f"{dead_pid()}\n")
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    return lock
+
+
 def _gated_runner(tmp_path: Path, app: Path) -> subprocess.Popen[str]:
     """The runner exactly as a gated premarket starts it, with its stdin and stdout ours."""
     import shlex
@@ -289,9 +297,7 @@ def _events_until_gate(proc: subprocess.Popen[str]) -> list[dict[str, object]]:
 
 
 def test_runner_at_the_gate_acts_only_on_the_controllers_go(tmp_path: Path, app: Path) -> None:
-    lock = app / "state" / "orders.lock"
-    lock.write_text(f"{dead_pid()}\n")
-    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    lock = stale_lock(app)
     proc = _gated_runner(tmp_path, app)
     _events_until_gate(proc)
     time.sleep(0.5)
@@ -306,9 +312,7 @@ def test_runner_at_the_gate_acts_only_on_the_controllers_go(tmp_path: Path, app:
 
 
 def test_runner_at_the_gate_changes_nothing_when_the_controller_leaves(tmp_path: Path, app: Path) -> None:
-    lock = app / "state" / "orders.lock"
-    lock.write_text(f"{dead_pid()}\n")
-    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    lock = stale_lock(app)
     proc = _gated_runner(tmp_path, app)
     _events_until_gate(proc)
     assert proc.stdin is not None and proc.stdout is not None
@@ -323,9 +327,7 @@ def test_runner_at_the_gate_changes_nothing_when_the_controller_leaves(tmp_path:
 def test_a_stop_at_the_gate_reports_interrupted_and_changes_nothing(tmp_path: Path, app: Path) -> None:
     """Ctrl-C on the controller while a host waits at its gate: the runner stops, says so in
     guardian.log and its journal, sends its result, and the stale lock is still there."""
-    lock = app / "state" / "orders.lock"
-    lock.write_text(f"{dead_pid()}\n")
-    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    lock = stale_lock(app)
     proc = _gated_runner(tmp_path, app)
     _events_until_gate(proc)
     assert proc.stdin is not None and proc.stdout is not None
