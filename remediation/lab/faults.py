@@ -14,7 +14,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from .model import APP_DIR, DAEMONS, HOST_PYTHON, LabError
+from .model import APP_DIR, DAEMON_PIDFILES, DAEMONS, HOST_PYTHON, LabError
 
 #: Where the lab installs the process-compose stand-in (lab/hostinit.py).
 PROCESS_COMPOSE = "/usr/local/bin/process-compose"
@@ -74,6 +74,8 @@ def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
     """Daemons that are dead or report a fault: {program: live pid or None}."""
     procs = lab.processes(host)
     bad: dict[str, int | None] = {}
+    from .procs import read_pid
+
     for program, (status_file, script, healthy) in DAEMONS.items():
         try:
             state = json.loads(lab.path(host, f"{APP_DIR}/{status_file}").read_text())
@@ -81,6 +83,10 @@ def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
             state = {}
         pid = state.get("pid")
         alive = isinstance(pid, int) and pid in procs and any(script in a for a in procs[pid][1])
+        # A daemon publishes its status just before its pid file: healthy only once both say so,
+        # as the app's health check requires (else a reset can return inside that window).
+        if alive and read_pid(lab.path(host, f"{APP_DIR}/{DAEMON_PIDFILES[program]}")) != pid:
+            alive = False
         if not alive:
             bad[program] = None
         elif state.get("status") != healthy:
