@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from .atomic import write_atomic
+
 BREAKER_FILE = "guardian-breaker.json"
 HOLD_FILE = "guardian-hold.json"
 
@@ -63,11 +65,7 @@ def _read_json(path: str) -> Dict[str, Any]:
 
 
 def _write_json(path: str, data: Dict[str, Any]) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, sort_keys=True))
 
 
 def load_restart_history(state_dir: str) -> Dict[str, List[float]]:

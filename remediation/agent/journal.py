@@ -14,6 +14,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import STATE_DIR
+from .atomic import write_atomic
 
 #: Where Guardian < 0.2 kept its state: inside the app's lock dir.
 LEGACY_STATE_FILES = ("guardian-breaker.json", "guardian-hold.json")
@@ -61,13 +62,9 @@ class Journal:
             return
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            tmp = self.path + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                data = {k: v for k, v in record.items() if k != "files"}
-                data.setdefault("outcome", "running")
-                json.dump(data, fh, sort_keys=True)
-            os.replace(tmp, self.path)
+            data = {k: v for k, v in record.items() if k != "files"}
+            data.setdefault("outcome", "running")
+            write_atomic(self.path, json.dumps(data, sort_keys=True))
         except OSError as exc:
             self.error = f"journal not written: {exc}"
             record.setdefault("warnings", []).append(self.error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .atomic import write_atomic
 from .outcomes import OUTCOMES
 
 METRICS_FILE = "guardian.prom"
@@ -96,19 +97,10 @@ def render_metrics(record: Mapping[str, Any], *, now: float, bundle: str = "dev"
 def write_metrics(directory: str, text: str) -> Optional[str]:
     """Atomically replace ``directory/guardian.prom``; returns an error message instead of raising."""
     path = os.path.join(directory, METRICS_FILE)
-    tmp = os.path.join(directory, f".{METRICS_FILE}.{os.getpid()}.tmp")
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        # The temporary name ends in .tmp, so node_exporter (which reads *.prom) never reads it.
+        write_atomic(path, text, mode=0o644, durable=True)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return f"metrics not written to {path}: {exc.strerror or exc}"
     return None
