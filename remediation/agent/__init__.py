@@ -11,8 +11,11 @@ point) -> ``sequence`` (lock, check, plan, act, settle, verify) with ``context``
 share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure decision),
 ``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
 ``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
-talk to the controller. ``deploy``, ``cronblock``, ``hostlock`` and ``maintenance`` (hold and
-release) are the other actions' parts; ``bootstrap`` is the one-file script all of it travels in.
+talk to the controller; ``telemetry`` writes each run's Prometheus metrics (``metrics``) and
+pings a dead man's switch (``ping``). ``deploy``, ``cronblock``, ``hostlock``, ``maintenance``
+(hold and release) and ``status`` (read-only: cron runs, manifest, drift) are the other actions'
+parts, with ``cronexpr`` and ``missed`` (when cron should have fired); ``bootstrap`` is the
+one-file script all of it travels in.
 """
 
 import os
@@ -23,6 +26,11 @@ VERSION = "0.1.0"
 #: runner on the host (laptop or cron, whatever its settings) shares one lock and one history.
 STATE_DIR = os.path.join(".guardian", "state")
 JOURNAL_DIR = "journal"
+#: What ``invoke deploy`` installs beside the runner in ``<app>/.guardian/`` and the runners read:
+#: the manifest (schedules, version; ``invoke status`` and missed-run detection) and cron's secrets.
+RUNNER_FILE = "guardian-runner.py"
+MANIFEST_FILE = "deployed.json"
+SECRETS_FILE = "secrets.json"
 #: The bundle's bootstrap replaces this with the digest of the agent sources it carries, and
 #: BUNDLE_PAYLOAD with those sources as it carries them (so deploy can install a copy of itself).
 BUNDLE_DIGEST = "dev"

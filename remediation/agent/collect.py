@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import stat
+import time
 from typing import Any, Dict, List, Sequence
 
-from . import VERSION, events
+from . import MANIFEST_FILE, VERSION, events
 from .context import RunContext, hostname, now_iso
 from .journal import cron_journals
 
@@ -70,6 +72,48 @@ def cron_runs(ctx: RunContext) -> List[Dict[str, Any]]:
     return [summary for _, summary in cron_journals(ctx.journal_dir, keep=ctx.settings.journal_keep)]
 
 
+def host_timezone() -> str:
+    """The zone cron fires in: the system's (``/etc/timezone``, else where ``/etc/localtime``
+    points under ``zoneinfo/``); ``UTC`` when neither says."""
+    try:
+        with open("/etc/timezone", encoding="utf-8") as fh:
+            name = fh.read().strip()
+        if name:
+            return name
+    except OSError:
+        pass
+    target = os.path.realpath("/etc/localtime")
+    marker = "/zoneinfo/"
+    if marker in target:
+        return target.split(marker, 1)[1]
+    return "UTC"
+
+
+def deployment(ctx: RunContext) -> Dict[str, Any]:
+    """What the controller needs to tell whether cron still runs Guardian here: the manifest deploy
+    wrote (its schedules; when it last changed), the host's zone and its clock now."""
+    facts: Dict[str, Any] = {"host_time": round(time.time(), 3), "tz": host_timezone()}
+    path = os.path.join(ctx.app_dir, ".guardian", MANIFEST_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+            mtime = os.fstat(fh.fileno()).st_mtime
+    except FileNotFoundError:
+        facts["deployed"] = None
+        return facts
+    except (OSError, ValueError) as exc:
+        facts["deployed"] = None
+        facts["problem"] = f"{path} unreadable: {exc}"
+        return facts
+    if isinstance(manifest, dict):
+        facts["deployed"] = {**manifest, "changed_at": now_iso(mtime)}
+    else:
+        facts["deployed"] = None
+        facts["problem"] = f"{path} holds no JSON object"
+    return facts
+
+
 def send_files(ctx: RunContext) -> None:
     max_bytes = ctx.settings.collect_max_bytes
     ctx.phase("collect")
@@ -97,6 +141,7 @@ def collect_only(ctx: RunContext) -> Dict[str, Any]:
         reason="",
         started_at=now_iso(ctx.started),
         cron_runs=cron_runs(ctx),
+        self_heal=deployment(ctx),
     )
     ctx.emit(events.result(ctx.record))
     send_files(ctx)

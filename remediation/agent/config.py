@@ -58,6 +58,9 @@ LEGACY_CRON_KEYS = (
     "gate_timeout",
 )
 
+#: The secrets a host may hold (in <install dir>/secrets.json, mode 0600): cron's runs read them.
+SECRET_KEYS = ("ping_url",)
+
 #: Field metadata of the settings whose value (and default) is an inventory setting's.
 _INVENTORY = "inventory"
 _SETTING = {_INVENTORY: True}
@@ -99,6 +102,9 @@ class HostSettings:
     # this many seconds, then the breaker opens.
     restart_budget_max: int = field(default=3, metadata=_SETTING)
     restart_budget_window: float = field(default=1800.0, metadata=_SETTING)
+    # Where every run writes guardian.prom for node_exporter's textfile collector; relative to
+    # the app dir; "": <app>/.guardian/metrics.
+    metrics_dir: str = field(default="", metadata=_SETTING)
     journal_keep: int = 20  # how many cron-run journals a run brings home
 
     @classmethod
@@ -118,7 +124,7 @@ class HostSettings:
 class JobFields:
     """What one run is asked to do. Never written to the host: cron's runs take the defaults."""
 
-    action: str = "run"  # "run" (premarket/recover), "collect", "hold", "release" or "deploy"
+    action: str = "run"  # "run" (premarket/recover), "collect", "status", "hold", "release" or "deploy"
     run_id: Optional[str] = None  # None: the runner makes one up (cron)
     dry_run: bool = False
     force: bool = False  # recover whatever the check says (invoke recover)
@@ -133,6 +139,9 @@ class JobFields:
     gate_timeout: float = 300.0  # how long to wait at the gate (the controller sends the host deadline)
     control: bool = False  # read control lines (gate answer, stop) on stdin
     collect: bool = True  # send logs, alerts and cron journals home at the end
+    # The first control line on stdin carries this run's secrets (deploy's ping URL), so that no
+    # secret is ever on the runner's command line, which `ps` shows to every user of the host.
+    secrets_on_stdin: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobFields:
@@ -152,6 +161,10 @@ class DeployFields:
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
     install_dir: str = ".guardian"
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])
+    drift_check: bool = False  # deploy --check: a dry run whose outcome says "drifted" when anything differs
+    # Written to <install dir>/secrets.json (mode 0600) for cron's runs: the ping URL. Never on the
+    # command line: the controller sends them on stdin (see JobFields.secrets_on_stdin, split_secrets).
+    secrets: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeployFields:
@@ -198,6 +211,24 @@ class RunnerConfig:
 
     def with_job(self, **changes: Any) -> RunnerConfig:
         return dataclasses.replace(self, job=dataclasses.replace(self.job, **changes))
+
+    def split_secrets(self) -> Tuple[RunnerConfig, Dict[str, str]]:
+        """This config without its secrets (safe for a command line), and the secrets, which the
+        controller sends as the first control line; the runner puts them back (:meth:`with_secrets`)."""
+        if self.deploy is None or not self.deploy.secrets:
+            return self, {}
+        public = dataclasses.replace(self, deploy=dataclasses.replace(self.deploy, secrets={}))
+        return public.with_job(secrets_on_stdin=True), dict(self.deploy.secrets)
+
+    def with_secrets(self, secrets: Mapping[str, Any]) -> RunnerConfig:
+        """The config with the secrets that came on stdin (validated like the rest)."""
+        if self.deploy is None:
+            return self
+        values = _convert("secrets", dict(secrets), Dict[str, str])
+        unknown = sorted(set(values) - set(SECRET_KEYS))
+        if unknown:
+            raise RunnerConfigError(f"unknown secret {unknown[0]!r}; known secrets: {', '.join(SECRET_KEYS)}")
+        return dataclasses.replace(self, deploy=dataclasses.replace(self.deploy, secrets=values))
 
 
 def inventory_settings() -> Tuple[str, ...]:

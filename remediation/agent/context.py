@@ -50,6 +50,7 @@ class RunContext:
         self.log = HostLog(None)
         self.journal = Journal(self.journal_dir, self.run_id, enabled=not self.dry_run)
         self.created_files: List[str] = []
+        self.secrets: Dict[str, str] = {}  # cron's, from secrets.json (the ping URL); never logged
         self.watch = watch or ControllerWatch()
 
     def phase(self, name: str) -> None:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from . import BUNDLE_DIGEST, JOURNAL_DIR, MANIFEST_FILE, RUNNER_FILE, SECRETS_FILE, STATE_DIR, VERSION, events
 from .bootstrap import own_script
 from .config import DeployFields, RunnerConfig
 from .cronblock import (
@@ -31,11 +31,17 @@ from .cronblock import (
 )
 from .emit import Emit
 from .managers import ManagerError, make_manager, probe
+from .metrics import METRICS_FILE, metrics_dir
 
-RUNNER_NAME = "guardian-runner.py"
+RUNNER_NAME = RUNNER_FILE
 CONFIG_NAME = "config.json"
 LOGROTATE_NAME = "logrotate.conf"
 LOGROTATE_STATE = "logrotate.state"  # written by logrotate for Guardian's rule, from the cron line
+#: What deploy installed, for the controller's missed-run detection and ``invoke status``: the
+#: schedules cron runs, the runner's version and bundle digest. Its mtime is when it last changed.
+MANIFEST_NAME = MANIFEST_FILE
+#: cron's secrets (the ping URL), mode 0600, never shown in a diff or a report.
+SECRETS_NAME = SECRETS_FILE
 
 
 def _sha(data: bytes) -> str:
@@ -181,14 +187,29 @@ class Installer:
 
     def installed_paths(self) -> List[str]:
         """Guardian's own files in the install dir: the runner, cron's config, the logrotate rule."""
-        return [os.path.join(self.install_dir, name) for name in (RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME)]
+        names = (RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, MANIFEST_NAME, SECRETS_NAME)
+        return [os.path.join(self.install_dir, name) for name in names]
+
+    def manifest(self) -> Dict[str, Any]:
+        """What this deploy installs, as ``deployed.json`` holds it (no time stamp in it, so a
+        second deploy leaves it unchanged; its mtime says when the schedules last changed)."""
+        return {
+            "version": VERSION,
+            "bundle": BUNDLE_DIGEST,
+            "scheduler": "cron",
+            "schedules": [
+                {"name": str(e["name"]), "schedule": str(e["schedule"]), "check": os.path.basename(str(e["check"]))}
+                for e in self.schedules
+            ],
+        }
 
     def desired_files(self) -> List[Dict[str, Any]]:
         # The runner cron starts is this very program (unless the config names another script).
         runner_source = (self.deploy.runner_source or own_script()).encode()
         cron_config = json.dumps(self.deploy.cron_config.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
         rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns).encode()
-        return [
+        manifest = json.dumps(self.manifest(), indent=2, sort_keys=True).encode() + b"\n"
+        files: List[Dict[str, Any]] = [
             {
                 "path": os.path.join(self.install_dir, RUNNER_NAME),
                 "data": runner_source,
@@ -207,7 +228,25 @@ class Installer:
                 "mode": 0o640,
                 "diff": True,
             },
+            {
+                "path": os.path.join(self.install_dir, MANIFEST_NAME),
+                "data": manifest,
+                "mode": 0o640,
+                "diff": True,
+            },
         ]
+        if self.deploy.secrets:
+            secrets = json.dumps(self.deploy.secrets, indent=2, sort_keys=True).encode() + b"\n"
+            files.append(
+                {
+                    "path": os.path.join(self.install_dir, SECRETS_NAME),
+                    "data": secrets,
+                    "mode": 0o600,
+                    "diff": False,
+                    "secret": True,
+                }
+            )
+        return files
 
     def record(self, item: str, action: str, detail: str = "", diff: str = "") -> None:
         if item.startswith(self.app_dir + os.sep):
@@ -234,13 +273,25 @@ class Installer:
                 for path in self.installed_paths():
                     self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
+                # No stale metrics left for node_exporter to serve as if Guardian still ran.
+                self.remove_file(os.path.join(metrics_dir(self.app_dir, self.settings.metrics_dir), METRICS_FILE))
                 self.remove_install_dir()
             else:
                 new_cron = replace_block(current_cron, render_block(self.cron_entries()))
                 self.ensure_dir(self.install_dir, 0o750)
                 self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
+                for entry in self.schedules:
+                    self.ensure_cron_log(str(entry["log"]))
                 for item in self.desired_files():
-                    self.ensure_file(str(item["path"]), bytes(item["data"]), int(item["mode"]), diff=bool(item["diff"]))
+                    self.ensure_file(
+                        str(item["path"]),
+                        bytes(item["data"]),
+                        int(item["mode"]),
+                        diff=bool(item["diff"]),
+                        secret=bool(item.get("secret")),
+                    )
+                if not self.deploy.secrets:
+                    self.remove_file(os.path.join(self.install_dir, SECRETS_NAME))  # pings turned off
                 self.check_logrotate()
                 self.tighten_permissions()
             self.ensure_crontab(current_cron, new_cron)
@@ -248,7 +299,7 @@ class Installer:
             return self.finish("failed", str(exc))
         changed = [c for c in self.changes if c["action"] != "unchanged"]
         if self.dry_run:
-            outcome = "would-change" if changed else "unchanged"
+            outcome = ("drifted" if self.deploy.drift_check else "would-change") if changed else "unchanged"
         elif self.remove:
             outcome = "removed" if changed else "unchanged"
         else:
@@ -280,7 +331,7 @@ class Installer:
             raise OSError(f"{path} exists and is not a directory; refusing to touch it")
         self._ensure_mode(path, st.st_mode, mode)
 
-    def ensure_file(self, path: str, data: bytes, mode: int, *, diff: bool) -> None:
+    def ensure_file(self, path: str, data: bytes, mode: int, *, diff: bool, secret: bool = False) -> None:
         try:
             with open(path, "rb") as fh:
                 old: Optional[bytes] = fh.read()
@@ -290,9 +341,11 @@ class Installer:
         if old == data and st is not None:
             self._ensure_mode(path, st.st_mode, mode)
             return
-        detail = f"{len(data)} bytes, mode {mode:04o}, sha {_sha(data)}"
+        detail = f"{len(data)} bytes, mode {mode:04o}" + ("" if secret else f", sha {_sha(data)}")
         text_diff = ""
-        if diff:
+        if secret:
+            detail += " (secret: content not shown)"
+        elif diff:
             text_diff = "".join(
                 difflib.unified_diff(
                     (old or b"").decode("utf-8", "replace").splitlines(True),
@@ -325,6 +378,19 @@ class Installer:
         if not self.dry_run:
             os.chmod(path, wanted)
 
+    def ensure_cron_log(self, log: str) -> None:
+        """Create a schedule's log (empty, mode 0640) before cron's ``>>`` does: cron would create
+        it with its umask (0644, readable by all), and every later check would find it drifted."""
+        path = log if os.path.isabs(log) else os.path.join(self.app_dir, log)
+        if os.path.lexists(path) or not path.startswith(self.app_dir + os.sep):
+            return  # an existing log's mode is tightened with the others; one outside the app is the operator's
+        self.record(path, "create", "empty log for cron to append to, mode 0640")
+        if not self.dry_run:
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            os.fchmod(fd, 0o640)
+            os.close(fd)
+
     def remove_file(self, path: str) -> None:
         if os.path.lexists(path):
             self.record(path, "remove")
@@ -340,7 +406,7 @@ class Installer:
             return
         if not stat.S_ISDIR(st.st_mode):
             return
-        ours = {RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, LOGROTATE_STATE}
+        ours = {RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, LOGROTATE_STATE, MANIFEST_NAME, SECRETS_NAME}
         left = sorted(name for name in os.listdir(self.install_dir) if not (self.dry_run and name in ours))
         if left:
             shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
@@ -415,7 +481,13 @@ class Installer:
                 tofile="crontab (deploy)",
             )
         )
-        self.record("crontab", "update", "Guardian block " + ("removed" if self.remove else "installed"), diff)
+        if self.remove:
+            detail = "Guardian block removed"
+        elif block_lines(current):
+            detail = "Guardian block rewritten (it differed: edited by hand, or an older deploy)"
+        else:
+            detail = "Guardian block installed (it was missing)"
+        self.record("crontab", "update", detail, diff)
         if not self.dry_run:
             proc = subprocess.run(["crontab", "-"], input=new, capture_output=True, text=True, timeout=30)
             if proc.returncode != 0:

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from .atomic import write_atomic
 
@@ -52,6 +52,17 @@ def breaker_open(service: str, history: List[float], *, now: float, max_restarts
     """Pure: is the restart budget of ``service`` spent? (``max_restarts`` within ``window``)."""
     recent = sorted(t for t in history if now - window < t <= now + 60)
     return BreakerState(service, max_restarts > 0 and len(recent) >= max_restarts, recent, max_restarts, window)
+
+
+def breaker_states(
+    state_dir: str, services: Iterable[str], *, now: float, max_restarts: int, window: float
+) -> Dict[str, BreakerState]:
+    """Each service's restart budget, from the host's restart history."""
+    history = load_restart_history(state_dir)
+    return {
+        name: breaker_open(name, history.get(name, []), now=now, max_restarts=max_restarts, window=window)
+        for name in services
+    }
 
 
 def _read_json(path: str) -> Dict[str, Any]:

@@ -93,7 +93,7 @@ def cron_journals(journal_dir: str, *, keep: int) -> List[Tuple[str, Dict[str, A
             "outcome": data.get("outcome"),
             "reason": data.get("reason", ""),
             "started_at": data.get("started_at"),
-            "check": os.path.basename(str((data.get("before") or {}).get("argv", ["", "?"])[-1])),
+            "check": str(data.get("check") or _argv_check(data)),
             "actions": [
                 {k: a.get(k) for k in ("kind", "target", "result", "detail", "reason", "at")}
                 for a in data.get("actions", [])
@@ -101,6 +101,12 @@ def cron_journals(journal_dir: str, *, keep: int) -> List[Tuple[str, Dict[str, A
         }
         found.append((name, summary))
     return found
+
+
+def _argv_check(data: Dict[str, Any]) -> str:
+    """The check a journal of an older runner ran (its argv: python, the script, its args)."""
+    argv = (data.get("before") or {}).get("argv") or []
+    return os.path.basename(str(argv[1])) if len(argv) > 1 else "?"
 
 
 def adopt_legacy_state(lock_dir: str, state_dir: str, journal_dir: str, log: HostLog) -> List[str]:

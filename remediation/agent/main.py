@@ -15,19 +15,19 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from . import BUNDLE_DIGEST, VERSION, events
+from . import BUNDLE_DIGEST, SECRETS_FILE, VERSION, events
 from .collect import collect_only
 from .config import HostSettings, RunnerConfig, RunnerConfigError
 from .context import RunContext
 from .emit import Emit, json_emitter, text_emitter
 from .maintenance import change_hold
 from .managers import ManagerError
-from .outcomes import DEPLOY_OK, RUNNER_OK
+from .outcomes import DEPLOY_OK, RUNNER_EXIT_BAD_CONFIG, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_OK, runner_exit_code
 from .sequence import Runner
 from .signatures import RuleError
 from .watch import ControllerWatch
 
-EXIT_OK, EXIT_NOT_OK, EXIT_BAD_CONFIG = 0, 2, 3
+EXIT_OK, EXIT_NOT_OK, EXIT_BAD_CONFIG = RUNNER_EXIT_OK, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_BAD_CONFIG
 
 
 def _options(argv: Optional[Sequence[str]], config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -86,8 +86,22 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
         _emitter(opts, None)(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
         return EXIT_BAD_CONFIG
     job = runner_config.job
-    watch = ControllerWatch(control=job.control or job.gate)
+    watch = ControllerWatch(control=job.control or job.gate or job.secrets_on_stdin)
     emit = _emitter(opts, watch)
+    secrets: Dict[str, str] = {}
+    if job.secrets_on_stdin:
+        try:
+            runner_config = runner_config.with_secrets(_secrets_from_controller(watch))
+        except RunnerConfigError as exc:
+            emit(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
+            return EXIT_BAD_CONFIG
+    elif opts["config"]:
+        # cron: the secrets deploy wrote beside config.json (mode 0600), the ping URL.
+        from .telemetry import read_secrets
+
+        secrets, warning = read_secrets(os.path.join(os.path.dirname(opts["config"]), SECRETS_FILE))
+        if warning:
+            print(f"guardian-runner: warning: {warning}", file=sys.stderr)
 
     def on_signal(signum: int, frame: Any) -> None:
         watch.request_stop(f"{signal.Signals(signum).name} received")
@@ -101,6 +115,11 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             record = Installer(runner_config, emit).run()
             return EXIT_OK if record["outcome"] in DEPLOY_OK else EXIT_NOT_OK
         ctx = RunContext(runner_config, emit, watch)
+        ctx.secrets = secrets
+        if job.action == "status":
+            from .status import report_status
+
+            return report_status(ctx)
         runner = Runner(ctx)
     except (RuleError, ManagerError, ValueError) as exc:
         emit(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
@@ -110,7 +129,28 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
         return EXIT_OK
     if job.action in ("hold", "release"):
         return change_hold(ctx, job.action)
-    return EXIT_OK if runner.run()["outcome"] in RUNNER_OK else EXIT_NOT_OK
+    return runner_exit_code(str(runner.run()["outcome"]))
+
+
+#: How long a runner started with ``secrets_on_stdin`` waits for them on stdin (they are the controller's
+#: first line, sent as the session opens).
+SECRETS_WAIT = 30.0
+
+
+def _secrets_from_controller(watch: ControllerWatch) -> Dict[str, Any]:
+    """The secrets the controller sends as its first control line, ``{"secrets": {...}}``."""
+    deadline = time.monotonic() + SECRETS_WAIT
+    while True:
+        found = next((m for m in watch.messages if "secrets" in m), None)
+        if found is not None:
+            watch.messages.remove(found)
+            value = found["secrets"]
+            if not isinstance(value, dict):
+                raise RunnerConfigError("the controller's secrets line holds no mapping")
+            return value
+        if watch.control_closed or time.monotonic() > deadline:
+            raise RunnerConfigError("the controller did not send the secrets this run needs on stdin")
+        watch.poll_control(0.2)
 
 
 def _emitter(opts: Dict[str, Any], watch: Optional[ControllerWatch]) -> Emit:

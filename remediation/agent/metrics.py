@@ -16,6 +16,14 @@ from .atomic import write_atomic
 from .outcomes import OUTCOMES
 
 METRICS_FILE = "guardian.prom"
+#: The metrics directory when ``metrics_dir`` is not set, relative to the app dir.
+DEFAULT_METRICS_DIR = os.path.join(".guardian", "metrics")
+
+
+def metrics_dir(app_dir: str, setting: str) -> str:
+    """Where guardian.prom goes: ``metrics_dir`` (relative to the app dir), or the default."""
+    return os.path.join(app_dir, os.path.expanduser(setting or DEFAULT_METRICS_DIR))
+
 
 Labels = Sequence[Tuple[str, str]]
 

@@ -29,6 +29,9 @@ DESCRIPTIONS: Dict[str, str] = {
     "removed": "deploy --remove took Guardian off the host",
     "preflight-failed": "deploy's pre-flight found a problem; nothing was changed",
     "collected": "collect brought the host's logs and journals home",
+    "in-sync": "status: Guardian is installed exactly as deploy would write it now",
+    "drifted": "status or deploy --check: a file, the crontab block or a mode differs from what deploy writes",
+    "not-deployed": "status: Guardian's runner is not installed on the host (run deploy)",
     "held": "a maintenance hold is set: Guardian leaves the host alone",
     "released": "the maintenance hold was lifted",
     "skipped": "not started (a rolling recovery stopped early)",
@@ -38,7 +41,18 @@ OUTCOMES: Tuple[str, ...] = tuple(DESCRIPTIONS)
 
 #: Outcomes that need nobody's attention.
 OK_OUTCOMES: FrozenSet[str] = frozenset(
-    {"healthy", "healed", "changed", "unchanged", "would-change", "removed", "collected", "held", "released"}
+    {
+        "healthy",
+        "healed",
+        "changed",
+        "unchanged",
+        "would-change",
+        "removed",
+        "collected",
+        "in-sync",
+        "held",
+        "released",
+    }
 )
 #: Outcomes where no command ran on the host.
 UNREACHABLE_OUTCOMES: FrozenSet[str] = frozenset({"unreachable", "host-key-rejected"})
@@ -61,10 +75,21 @@ ACTION_RESULTS: Dict[str, str] = {
     "interrupted": "begun on the host, but the session was cut before its result came back",
 }
 
+#: The on-host runner's exit codes (``agent.main``): 0 ok, 2 not ok, 3 bad config.
+RUNNER_EXIT_OK, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_BAD_CONFIG = 0, 2, 3
+
+
+def runner_exit_code(outcome: str) -> int:
+    """The on-host runner's exit code for a premarket/recover run that ended with ``outcome``."""
+    return RUNNER_EXIT_OK if outcome in RUNNER_OK else RUNNER_EXIT_NOT_OK
+
+
 EXIT_OK = 0
 EXIT_ATTENTION = 2
 EXIT_USAGE = 3
 EXIT_UNREACHABLE = 4
+#: No host needs attention now, but one missed its scheduled cron runs (self-heal silent).
+EXIT_SILENT = 5
 #: The exit code of a run the operator interrupted (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 EXIT_CODES: Dict[int, str] = {
@@ -72,6 +97,7 @@ EXIT_CODES: Dict[int, str] = {
     EXIT_ATTENTION: "a host needs attention",
     EXIT_USAGE: "nothing ran: the command line, inventory or rules are wrong",
     EXIT_UNREACHABLE: "a host unreachable or its key rejected",
+    EXIT_SILENT: "hosts ok, but one's self-heal is silent (missed cron runs)",
     EXIT_INTERRUPTED: "interrupted",
 }
 

@@ -15,16 +15,17 @@ from typing import Any, Dict, List, Optional
 from . import VERSION, events
 from .apply import Recovery
 from .checkrun import CheckRun, run_check
-from .collect import cron_runs, send_files
+from .collect import cron_runs, deployment, send_files
 from .context import RunContext, hostname, now_iso
 from .gate import await_gate
-from .guards import BreakerState, breaker_open, load_restart_history, read_hold, reset_breakers
+from .guards import BreakerState, breaker_states, read_hold, reset_breakers
 from .hostlock import HostBusy, HostLock
 from .journal import HostLog, adopt_legacy_state
 from .locks import LockDirError, LockVerdict, judge, probe_locks
 from .managers import ServiceSpec, make_manager
 from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
 from .signatures import load_signatures
+from .telemetry import at_finish, ping_start
 from .watch import ControllerGone, StopRequested
 
 
@@ -61,11 +62,13 @@ class Runner:
                 "started_at": now_iso(ctx.started),
                 "app_dir": ctx.app_dir,
                 "manager": self.manager.kind,
+                "check": os.path.basename(ctx.check_path),
                 "actions": [],
                 "files": [],
             }
         )
         ctx.emit(events.start(hostname=record["hostname"], version=record["version"], dry_run=record["dry_run"]))
+        ping_start(ctx)
         if not os.path.isdir(ctx.app_dir):
             return self.finish("unexpected", f"app dir {ctx.app_dir} does not exist")
         if not ctx.dry_run:
@@ -195,18 +198,13 @@ class Runner:
 
     def _breakers(self) -> Dict[str, BreakerState]:
         settings = self.ctx.settings
-        now = time.time()
-        history = load_restart_history(self.ctx.state_dir)
-        return {
-            name: breaker_open(
-                name,
-                history.get(name, []),
-                now=now,
-                max_restarts=settings.restart_budget_max,
-                window=settings.restart_budget_window,
-            )
-            for name in self.services
-        }
+        return breaker_states(
+            self.ctx.state_dir,
+            self.services,
+            now=time.time(),
+            max_restarts=settings.restart_budget_max,
+            window=settings.restart_budget_window,
+        )
 
     def _recover(self, plan: Plan, verdicts: List[LockVerdict]) -> CheckState:
         """Apply the plan, wait for things to settle, confirm the restarts, re-run the check."""
@@ -239,6 +237,8 @@ class Runner:
             duration=round(time.time() - ctx.started, 3),
         )
         ctx.log.write(f"Run {ctx.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
+        if os.path.isdir(ctx.app_dir):
+            at_finish(ctx, record)  # metrics and the end ping, whose problems the journal keeps
         if os.path.isdir(ctx.state_dir):
             ctx.write_journal()
         if not emit:
@@ -246,6 +246,7 @@ class Runner:
         collect = not ctx.dry_run and ctx.job.collect
         if collect:
             record["cron_runs"] = cron_runs(ctx)
+            record["self_heal"] = deployment(ctx)
         ctx.emit(events.result(record))
         if collect:
             send_files(ctx)
