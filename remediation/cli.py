@@ -215,6 +215,8 @@ def recover(
     | {
         "dry_run": "show per host what would change (crontab diff, files, modes); change nothing",
         "remove": "take Guardian's crontab block and installed files out again",
+        "check": "drift check: per host, does everything match what deploy would write now? "
+        "Changes nothing; exit 2 when a host drifted",
     },
     iterable=["inventory"],
     auto_shortflags=False,
@@ -226,6 +228,7 @@ def deploy(
     inventory: list[str] | None = None,
     dry_run: bool = False,
     remove: bool = False,
+    check: bool = False,
     forks: int = 32,
     accept_new_host_keys: bool = False,
     ssh_config: str | None = None,
@@ -233,7 +236,30 @@ def deploy(
     json: bool = False,
 ) -> int:
     """Install the on-host runner, crontab block, permissions and log rotation, so hosts heal themselves."""
-    return jobs.deploy(_request(**_flags(locals())))
+    flags = _flags(locals())
+    flags["drift_check"] = flags.pop("check")  # --check here is the drift check, not a check script
+    return jobs.deploy(_request(**flags))
+
+
+@task(
+    help={key: HELP[key] for key in _CONNECT} | {"webhook": HELP["webhook"]},
+    iterable=["inventory"],
+    auto_shortflags=False,
+)
+@_guard
+def status(
+    c: Any,
+    hosts: str,
+    inventory: list[str] | None = None,
+    forks: int = 32,
+    accept_new_host_keys: bool = False,
+    ssh_config: str | None = None,
+    reports: str | None = None,
+    json: bool = False,
+    webhook: str | None = None,
+) -> int:
+    """Is each host still healing itself? Last cron run, next due, drift, breaker, hold; no check run."""
+    return jobs.status(_request(**_flags(locals())))
 
 
 @task(help={key: HELP[key] for key in _CONNECT}, iterable=["inventory"], auto_shortflags=False)
@@ -338,7 +364,7 @@ def report(
 def build_namespace() -> Collection:
     from .lab import tasks as labtasks
 
-    namespace = Collection(premarket, recover, deploy, collect, hold, release, report, inventory)
+    namespace = Collection(premarket, recover, deploy, collect, status, hold, release, report, inventory)
     namespace.add_collection(labtasks.lab)
     return namespace
 

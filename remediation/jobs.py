@@ -25,6 +25,7 @@ from .execution.hostrun import JobOptions
 from .execution.survey import BlastGuard, batches_for
 from .execution.transport import ConnectOptions
 from .inventory import HostSpec, Inventory, load_inventory
+from .inventory.settings import SECRET_SETTINGS
 from .inventory.sshconfig import load_ssh_config, ssh_config_values
 from .reporting.alerts import alert_messages, send_webhook
 from .reporting.history import history_table, load_history, write_history_html
@@ -52,6 +53,7 @@ class FleetRequest:
     only: Sequence[str] = ()  # recover: "locks" and/or signatures (uw, sip, or full names)
     json_output: bool = False
     remove: bool = False  # deploy --remove
+    drift_check: bool = False  # deploy --check
     serial: str | None = None  # rolling: "2" or "25%"
     max_fail_percent: float | None = None
     blast_percent: float = 50.0
@@ -125,13 +127,14 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
     job = JobOptions(
         run_id=new_run_id(),
         command=command,
-        dry_run=request.dry_run,
+        dry_run=request.dry_run or request.drift_check,
         force=command == "recover",
         only=only,
         signatures=rules_data(signatures),
         check=request.check,
         action=action,
         remove=request.remove,
+        drift_check=request.drift_check,
         reset_breaker=request.reset_breaker,
         hold_seconds=request.hold_seconds,
         hold_reason=request.hold_reason,
@@ -141,7 +144,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
     progress = ProgressView(console, [h.name for h in hosts])
     options = {
         "hosts": request.hosts,
-        "dry_run": request.dry_run,
+        "dry_run": request.dry_run or request.drift_check,
         "forks": request.forks,
         "check": request.check,
         "force": request.force,
@@ -150,6 +153,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         "rules": [str(p) for p in request.rules],
         "overrides": {k: v for k, v in request.overrides.items() if v is not None},
         "remove": request.remove,
+        "drift_check": request.drift_check,
         "serial": request.serial,
         "max_fail_percent": request.max_fail_percent,
         "blast_radius_percent": request.blast_percent,
@@ -174,7 +178,8 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
             max_fail_percent=request.max_fail_percent,
             notify=progress.notice,
         )
-    store.save_last_failed([h.host for h in report.hosts if h.outcome not in OK_OUTCOMES])
+    if action != "status":  # `@last-failed` names the hosts a run failed on, for a retry
+        store.save_last_failed([h.host for h in report.hosts if h.outcome not in OK_OUTCOMES])
     if request.last_run_file is not None:
         try:
             remember_last_run(request.last_run_file, request.reports, report)
@@ -238,6 +243,11 @@ def collect(request: FleetRequest, *, console: Console | None = None) -> int:
     return premarket(request, command="collect", console=console, action="collect")
 
 
+def status(request: FleetRequest, *, console: Console | None = None) -> int:
+    """Per host: last cron run, next due, missed runs, drift, breaker and hold; nothing changed."""
+    return premarket(request, command="status", console=console, action="status")
+
+
 def show_inventory(request: FleetRequest, *, console: Console | None = None) -> int:
     """Print the hosts a pattern selects with every effective setting and where it came from."""
     console = console or output_console()
@@ -249,6 +259,8 @@ def show_inventory(request: FleetRequest, *, console: Console | None = None) -> 
         for key in sorted({*host.settings, "address"}):
             value, source = host.settings.get(key, host.address), host.sources.get(key, "host name")
             value, source = from_ssh_config.get(key, (value, source))
+            if key in SECRET_SETTINGS and value:
+                value = "(set; not shown: it is a secret)"
             rows.append((key, json.dumps(value, default=str) if not isinstance(value, str) else value, source))
         console.print(inventory_view(host.name, host.groups, inventory.is_protected(host), rows))
     return 0

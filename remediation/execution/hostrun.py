@@ -26,6 +26,7 @@ from ..agent.config import DeployFields, HostSettings, JobFields, RunnerConfig, 
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
+from ..reporting.selfheal import assess
 from .bundle import build_runner
 from .transport import ConnectOptions, Session, close_session, open_session
 
@@ -46,8 +47,9 @@ class JobOptions:
     only: tuple[str, ...] = ()
     signatures: Sequence[dict[str, Any]] = field(default_factory=list)
     check: str | None = None  # overrides the host's check script (--check)
-    action: str = "run"  # "run" (premarket/recover), "deploy", "collect", "hold" or "release"
+    action: str = "run"  # "run" (premarket/recover), "deploy", "collect", "status", "hold" or "release"
     remove: bool = False  # deploy --remove
+    drift_check: bool = False  # deploy --check: a dry run that says "drifted"
     suppress: dict[str, str] = field(default_factory=dict)  # signature -> why not to act (incident)
     reset_breaker: bool = False
     hold_seconds: float = 0.0
@@ -86,18 +88,28 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
         control=True,  # the runner reads control lines (gate answer, stop) on its stdin
     )
     deploy = None
-    if job.action == "deploy":
+    if job.action in ("deploy", "status"):  # status compares the host with what deploy writes
+        ping = host.get("ping_url")
         deploy = DeployFields(
             remove=job.remove,
+            drift_check=job.drift_check,
             schedules=list(host.get("schedules")),
             cron_config=dataclasses.replace(settings, runner="cron"),
+            secrets={"ping_url": str(ping)} if ping else {},
         )
     return RunnerConfig(settings, fields, deploy)
 
 
+def runner_invocation(host: HostSpec, job: JobOptions) -> tuple[str, dict[str, str]]:
+    """The one command a host runs (its python with the runner script, every part quoted) and the
+    secrets it is sent on stdin: nothing secret is on a command line, which ``ps`` shows to all."""
+    config, secrets = runner_config(host, job).split_secrets()
+    return shlex.join([str(host.get("python")), "-c", build_runner(config)]), secrets
+
+
 def runner_command(host: HostSpec, job: JobOptions) -> str:
-    """The one command a host runs: its python with the runner script, every part quoted."""
-    return shlex.join([str(host.get("python")), "-c", build_runner(runner_config(host, job))])
+    """The one command a host runs (see :func:`runner_invocation`)."""
+    return runner_invocation(host, job)[0]
 
 
 def _only_control_channel_closed(exc: ThreadException) -> bool:
@@ -198,6 +210,10 @@ class ControlStream:
         if not self._answered:
             self._answered = True
             self._send({"suppress": suppress})
+
+    def send_secrets(self, secrets: dict[str, str]) -> None:
+        """The run's secrets (deploy's ping URL), first on the runner's stdin, never on its argv."""
+        self._send({"secrets": secrets})
 
     def stop(self, reason: str) -> None:
         """Ask the runner to stop at its next safe point and report what it did."""
@@ -347,8 +363,11 @@ class HostRun:
         self._finish_run(sink, errors, result)
 
     def _run_runner(self, session: Session, sink: EventSink, errors: TailSink, timeout: float) -> Any:
+        command, secrets = runner_invocation(self.host, self.job)
+        if secrets:
+            self.control.send_secrets(secrets)  # the first line on the runner's stdin
         return session.run(
-            runner_command(self.host, self.job),
+            command,
             hide=False,
             warn=True,
             pty=False,
@@ -423,6 +442,12 @@ class HostRun:
             report.preflight = list(event.get("preflight", []))
             report.cron_runs = list(event.get("cron_runs", []))
             report.guards = {k: event[k] for k in ("breakers", "hold") if event.get(k)}
+            report.self_heal = assess(
+                event.get("self_heal"),
+                report.cron_runs,
+                now=time.time(),
+                grace=float(self.host.get("self_heal_grace")),
+            )
             if report.before is None and event.get("before"):
                 report.before = event["before"]
         elif kind == events.FILE:

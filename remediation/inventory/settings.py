@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,9 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0,
     "host_deadline": 300.0,
     "protected": False,
+    # how long after a scheduled time a cron run may start before the host counts as silent
+    "self_heal_grace": 300.0,
+    # a healthchecks.io-compatible ping URL for cron's runs (a secret: kept 0600 on the host)
+    "ping_url": None,
     # deploy: what cron runs on the host
     "schedules": copy.deepcopy(DEFAULT_SCHEDULES),
 }
+
+#: Settings whose value is a secret: never printed (``invoke inventory``), logged or reported.
+SECRET_SETTINGS = frozenset({"ping_url"})
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:_-]{0,252})$")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
@@ -178,6 +186,24 @@ def _services(value: Any) -> dict[str, dict[str, str]]:
     return result
 
 
+def _ping_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = _str(value, "an http(s) URL, e.g. https://hc-ping.com/<uuid>")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never echo the value: it is a secret.
+        raise SettingError("expected an http:// or https:// URL with a host (value not shown: it is a secret)")
+    if any(ch.isspace() for ch in text):
+        raise SettingError("a URL has no spaces (value not shown: it is a secret)")
+    return text
+
+
+def _relative_dir(value: Any) -> str:
+    """A directory, relative to the app dir or absolute; "" for the default."""
+    return "" if value in (None, "") else _path(value)
+
+
 def _schedules(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise SettingError("expected a list of {name, schedule, check, log, optional}")
@@ -236,6 +262,9 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "schedules": _schedules,
     "restart_budget_max": _count,
     "restart_budget_window": _seconds,
+    "metrics_dir": _relative_dir,
+    "self_heal_grace": _seconds,
+    "ping_url": _ping_url,
 }
 
 

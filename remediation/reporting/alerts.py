@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ..agent.outcomes import STILL_BAD_OUTCOMES
 from .report import RunReport
+from .selfheal import silence_line
 
 
 def alert_messages(report: RunReport) -> list[str]:
@@ -36,6 +37,9 @@ def alert_messages(report: RunReport) -> list[str]:
                 )
         if host["outcome"] in STILL_BAD_OUTCOMES:
             messages.append(f":warning: Guardian {report.run_id}: {host['host']} is {host['outcome']} after recovery")
+        silent = silence_line(host.get("self_heal") or {})
+        if silent:
+            messages.append(f":zzz: Guardian {report.run_id}: {host['host']}: {silent}")
     return messages
 
 

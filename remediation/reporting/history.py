@@ -21,10 +21,11 @@ from .htmlpage import badge, esc, host_anchor, outcome_colours, page
 from .records import CronActionRecord
 from .render import OUTCOME_STYLE, fold_cells
 from .report import ReportStore, RunReport, atomic_write
+from .selfheal import silence_line
 from .views.labels import actions_text, clean, outcome_counts
 
 FLAP_CHANGES = 3
-NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "hold", "release"})  # outcomes say nothing about health
+NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "status", "hold", "release"})  # outcomes say nothing about health
 #: Outcomes that say nothing about the host's health either (it was not looked at).
 NO_VERDICT = frozenset({"pending", "running", "held", "skipped", "interrupted", "busy", "deferred"})
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
@@ -50,6 +51,9 @@ GLYPHS = {
     "removed": "⌫",
     "preflight-failed": "⊗",
     "collected": "↓",
+    "in-sync": "≡",
+    "drifted": "≠",
+    "not-deployed": "∅",
     "held": "⏸",
     "released": "▶",
     "skipped": "»",
@@ -66,6 +70,7 @@ class HostCell:
     outcome: str
     reason: str = ""
     actions: str = ""
+    silent: str | None = None  # the self-heal verdict: its silence line, "" if fine, None if none
 
 
 @dataclass
@@ -125,6 +130,11 @@ class History:
         """Hosts whose health outcome changed at least ``FLAP_CHANGES`` times."""
         return [h for h in self.hosts if self.changes(h) >= FLAP_CHANGES]
 
+    def silence(self, host: str) -> str:
+        """The host's self-heal silence as its newest run with a verdict saw it ("" if none)."""
+        verdicts = [cell.silent for _, cell in self.timeline(host) if cell.silent is not None]
+        return verdicts[-1] if verdicts else ""
+
 
 def _started(started_at: object, run_id: str) -> str:
     if isinstance(started_at, str) and started_at:
@@ -170,7 +180,8 @@ def load_history(store: ReportStore, *, host: str | None = None, limit: int = 50
             has_html=(store.run_dir(run_id) / "index.html").is_file(),
         )
         for h in report.hosts:
-            run.cells[h.host] = HostCell(h.outcome, h.reason, _actions(h.actions))
+            verdict = silence_line(h.self_heal) if h.self_heal else None
+            run.cells[h.host] = HostCell(h.outcome, h.reason, _actions(h.actions), verdict)
             for journal in h.cron_runs:
                 cron_id = str(journal.get("run_id") or "")
                 if not cron_id:
@@ -236,6 +247,8 @@ def history_table(history: History) -> Table:
         timeline = history.timeline(host)
         last_outcome = timeline[-1][1].outcome if timeline else "-"
         flag = Text("FLAPPING", style="bold yellow reverse") if host in flapping else Text("")
+        if history.silence(host):
+            flag.append((" " if flag.plain else "") + "SELF-HEAL SILENT", style="bold red reverse")
         table.add_row(
             clean(host),
             strip,
@@ -259,7 +272,7 @@ def _host_runs_table(history: History, host: str) -> Table:
         table.add_column(column)
     for run, cell in history.timeline(host):
         kind = "cron" if run.cron else run.command + (" (dry run)" if run.dry_run else "")
-        detail = "; ".join(x for x in (cell.actions, cell.reason) if x) or "-"
+        detail = "; ".join(x for x in (cell.actions, cell.reason, cell.silent) if x) or "-"
         table.add_row(
             run.started_at,
             run.run_id,
@@ -300,6 +313,8 @@ def _cell_html(run: HistoryRun, host: str) -> str:
         tip += f" · {cell.actions}"
     if cell.reason:
         tip += f" · {cell.reason}"
+    if cell.silent:
+        tip += f" · {cell.silent}"
     cls = "cron" if run.cron else ""
     attrs = f'class="{cls}" style="background:{solid}" title="{esc(tip)}"'
     href = run.href(host)
@@ -323,6 +338,8 @@ def render_history_html(history: History) -> str:
     for host in history.hosts:
         changes = history.changes(host)
         flag = f' <span class="flagged">flapping: {changes} changes</span>' if host in flapping else ""
+        if history.silence(host):
+            flag += f' <span class="flagged" title="{esc(history.silence(host))}">self-heal silent</span>'
         cells = "".join(_cell_html(run, host) for run in history.runs)
         rows.append(
             f'<tr class="{"flap" if host in flapping else ""}" data-check="host">'

@@ -54,7 +54,7 @@ class Doc:
 #: ``report.json``'s ``schema_version``: raised when a change would break its readers.
 SCHEMA_VERSION = 1
 #: What the commands that write a report are called (``RunReport.command``).
-COMMANDS = ("premarket", "recover", "deploy", "collect", "hold", "release")
+COMMANDS = ("premarket", "recover", "deploy", "collect", "status", "hold", "release")
 #: What a health check's run is said to be (``agent.plan.check_state``).
 CHECK_STATES = (HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED)
 #: The kinds of action a plan holds (``agent.plan.decide``).
@@ -237,6 +237,40 @@ class CronRunRecord(TypedDict, total=False):
     actions: list[CronActionRecord]
 
 
+class SilenceRecord(TypedDict):
+    """One schedule whose newest due fire time no cron run served (``agent.missed.Silence``)."""
+
+    schedule: str
+    expression: str
+    last_run: Annotated[str | None, Doc("start of the newest cron run seen, ISO UTC")]
+    expected: Annotated[list[str], Doc("due fire times with no run, oldest first, ISO UTC")]
+    message: str
+
+
+class LastCronRunRecord(TypedDict, total=False):
+    run_id: str | None
+    started_at: str | None
+    outcome: str | None
+    check: str | None
+
+
+class SelfHealRecord(TypedDict, total=False):
+    """Whether the host still heals itself (``reporting.selfheal.assess``): from deploy's manifest,
+    the cron runs' journals and the controller's clock. Empty when the run brought no facts home."""
+
+    deployed: Annotated[bool, Doc("deploy's manifest is on the host")]
+    tz: Annotated[str, Doc("the zone cron fires in on the host")]
+    clock_skew: Annotated[float, Doc("host clock minus the controller's, seconds")]
+    last_cron_run: LastCronRunRecord | None
+    version: str
+    bundle: str
+    scheduler: str
+    silent: Annotated[list[SilenceRecord], Doc("schedules that missed their runs: empty when all came")]
+    next_due: Annotated[str | None, Doc("the next fire time of any schedule, ISO UTC")]
+    problem: str
+    problems: list[str]
+
+
 class FileRecord(TypedDict):
     """A file brought home from the host (``CollectedFile``)."""
 
@@ -283,6 +317,7 @@ class HostRecord(TypedDict):
     changes: NotRequired[list[ChangeRecord]]
     cron_runs: NotRequired[Annotated[list[CronRunRecord], Doc("the cron runs' journals, newest first")]]
     guards: NotRequired[GuardsRecord]
+    self_heal: NotRequired[SelfHealRecord]
     matched_signatures: list[str]
 
 

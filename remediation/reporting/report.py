@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..agent import VERSION
-from ..agent.outcomes import EXIT_INTERRUPTED, exit_code_for
+from ..agent.outcomes import EXIT_INTERRUPTED, EXIT_OK, EXIT_SILENT, exit_code_for
 from ..errors import ReportError
 from .records import SCHEMA_VERSION, HostRecord, IncidentRecord, RunRecord
 
@@ -76,6 +76,7 @@ class HostReport:
     changes: list[dict[str, Any]] = field(default_factory=list)  # deploy
     cron_runs: list[dict[str, Any]] = field(default_factory=list)  # journals of cron runs on the host
     guards: dict[str, Any] = field(default_factory=dict)  # breaker states, hold
+    self_heal: dict[str, Any] = field(default_factory=dict)  # missed cron runs (reporting.selfheal)
 
     @property
     def matched_signatures(self) -> list[str]:
@@ -111,7 +112,12 @@ class RunReport:
     def compute_exit_code(self) -> int:
         """The documented exit code; 130 for a run the operator interrupted (what the process
         itself exits with, so the report and the shell agree)."""
-        return EXIT_INTERRUPTED if self.interrupted else exit_code_for([h.outcome for h in self.hosts])
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        code = exit_code_for([h.outcome for h in self.hosts])
+        if code == EXIT_OK and any(h.self_heal.get("silent") for h in self.hosts):
+            return EXIT_SILENT  # every host fine now, but one stopped healing itself from cron
+        return code
 
     def to_dict(self) -> RunRecord:
         return {

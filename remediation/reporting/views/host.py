@@ -20,6 +20,7 @@ from ..records import (
     PreflightRecord,
 )
 from ..report import HostReport, RunReport
+from ..selfheal import clock_line, silence_line
 from .excerpt import TAIL_LINES, OutputExcerpt, output_excerpt
 from .labels import clock, exit_label, recap_reason, result_text, seconds
 from .timeline import TimelineRow, timeline
@@ -31,7 +32,8 @@ _GUARD_WORDS = re.compile(r"breaker|hold|incident|guard|quarantin|paused|suppres
 @dataclass(frozen=True)
 class Notice:
     """Something about the host's state an operator should see: ``kind`` is ``holder`` (who
-    holds its lock), ``breaker``, ``hold`` or ``warning``."""
+    holds its lock), ``breaker``, ``hold``, ``silent`` (missed cron runs), ``clock`` (the
+    host's clock is off) or ``warning``."""
 
     kind: str
     text: str
@@ -206,6 +208,11 @@ def _notices(host: HostRecord) -> tuple[Notice, ...]:
         notices.append(Notice("breaker", breaker_text(service, breaker)))
     if guards.get("hold"):
         notices.append(Notice("hold", hold_text(guards.get("hold") or {})))
+    verdict = host.get("self_heal") or {}
+    if silence_line(verdict):
+        notices.append(Notice("silent", silence_line(verdict)))
+    if clock_line(verdict):
+        notices.append(Notice("clock", clock_line(verdict)))
     notices += [Notice("warning", str(w)) for w in host.get("warnings") or []]
     return tuple(notices)
 

@@ -7,20 +7,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...agent.outcomes import OK_OUTCOMES
-from ..records import HostRecord, IncidentRecord
+from ..records import HostRecord, IncidentRecord, SelfHealRecord
 from ..report import RunReport
+from ..selfheal import silence_line
 from .host import ChangeRow, change_row
 from .labels import EXIT_CODES_HELP, Span, action_summary, outcome_counts, recap_reason, seconds, state_label
 
 #: The recap's columns, per command (their names are their headings).
 RECAP_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "deploy": ("host", "outcome", "changes", "pre-flight", "time"),
-    "collect": ("host", "outcome", "cron runs", "last cron run", "files"),
+    "collect": ("host", "outcome", "cron runs", "last cron run", "self-heal", "files"),
+    "status": ("host", "outcome", "last cron run", "self-heal", "next due", "runner", "guards"),
 }
 DEFAULT_COLUMNS = ("host", "before", "actions", "after", "outcome", "time")
 #: Columns of numbers (right-aligned), and columns whose items go one per line.
 NUMERIC_COLUMNS = frozenset({"time", "cron runs", "files"})
-LINE_COLUMNS = frozenset({"changes", "pre-flight"})
+LINE_COLUMNS = frozenset({"changes", "pre-flight", "guards"})
 INTERRUPTED_NOTE = "INTERRUPTED by the operator; unfinished hosts are marked interrupted."
 
 
@@ -74,6 +76,11 @@ def recap(report: RunReport) -> Recap:
     alerts = [incident_line(i) for i in record["incidents"]]
     if report.stopped_reason:
         alerts.append(f"ROLLING RECOVERY STOPPED: {report.stopped_reason}")
+    alerts += [
+        f"SELF-HEAL SILENT on {h['host']}: {silence_line(h.get('self_heal') or {})}"
+        for h in record["hosts"]
+        if silence_line(h.get("self_heal") or {})
+    ]
     return Recap(
         title=run_title(report),
         columns=columns,
@@ -119,10 +126,45 @@ def _recap_cell(host: HostRecord, column: str) -> tuple[Span, ...]:
         return (Span(str(len(cron_runs))),)
     if column == "last cron run":
         last = cron_runs[0] if cron_runs else None
-        return (Span(f"{last.get('run_id')}: {last.get('outcome')}" if last else "-"),)
+        if last is None:
+            return (Span("-"),)
+        return (Span(f"{last.get('run_id')}: {last.get('outcome')}"),)
+    verdict = host.get("self_heal") or {}
+    if column == "self-heal":
+        return (_self_heal_cell(verdict),)
+    if column == "next due":
+        return (Span(str(verdict.get("next_due") or "-")),)
+    if column == "runner":
+        if not verdict.get("deployed"):
+            return (Span("not deployed", result="failed"),)
+        return (Span(f"{verdict.get('version')} ({verdict.get('bundle')})"),)
+    if column == "guards":
+        return _guard_cells(host)
     if column == "files":
         return (Span(str(len(host["files"]))),)
     raise ValueError(f"no recap column {column!r}")
+
+
+def _self_heal_cell(verdict: SelfHealRecord) -> Span:
+    if not verdict:
+        return Span("-")
+    if verdict.get("silent"):
+        since = verdict["silent"][0].get("last_run") or "never"
+        return Span(f"SILENT since {since}", result="failed")
+    if not verdict.get("deployed"):
+        return Span("not deployed")
+    return Span("ok", result="ok")
+
+
+def _guard_cells(host: HostRecord) -> tuple[Span, ...]:
+    guards = host.get("guards") or {}
+    cells = [
+        Span(f"breaker {'OPEN' if b.get('open') else 'closed'} {service}", result="failed" if b.get("open") else "")
+        for service, b in (guards.get("breakers") or {}).items()
+    ]
+    if guards.get("hold"):
+        cells.append(Span(f"hold until {(guards.get('hold') or {}).get('until_iso', '?')}", result="blocked"))
+    return tuple(cells) or (Span("-"),)
 
 
 def _recap_actions(host: HostRecord) -> tuple[Span, ...]:
