@@ -31,6 +31,7 @@ FLEET_COMMANDS: dict[str, Callable[..., int]] = {
     "recover": jobs.recover,
     "deploy": jobs.deploy,
     "collect": jobs.collect,
+    "status": jobs.status,
     "hold": jobs.hold,
     "release": jobs.release,
 }
@@ -151,16 +152,19 @@ def healthy(lab: Lab, host: str) -> bool:
 
 @contextlib.contextmanager
 def checked_and_reset(lab: Lab) -> Iterator[Lab]:
-    """``lab`` checked healthy before a test and put back afterwards: faults reset, crontabs
-    removed, and the restart budget and holds Guardian keeps on each host forgotten."""
+    """``lab`` checked healthy before a test and put back afterwards: faults reset (sshd and
+    cron running again), crontabs removed, and everything Guardian left on each host (installed
+    runner, restart budget, holds, journals, metrics, alert files) gone, so no test depends on
+    which ran before it."""
     for host in lab.hosts:
         assert healthy(lab, host.name), f"{host.name} not healthy before the test"
     yield lab
     for host in lab.hosts:
         lab.exec(host.name, ["crontab", "-r"], check=False)
         lab.fault(host.name, "reset")
-        for name in ("guardian-breaker.json", "guardian-hold.json"):
-            lab.path(host.name, f"{APP}/.guardian/state/{name}").unlink(missing_ok=True)
+        shutil.rmtree(lab.path(host.name, f"{APP}/.guardian"), ignore_errors=True)
+        for alert in lab.path(host.name, f"{APP}/logs").glob("*_alert_*.txt"):
+            alert.unlink()
 
 
 @pytest.fixture

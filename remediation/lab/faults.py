@@ -14,6 +14,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+from .hostinit import INIT_STATE  # a standalone script, stdlib only: cheap to import
 from .model import APP_DIR, DAEMON_PIDFILES, DAEMONS, HOST_PYTHON, LabError
 
 #: Where the lab installs the process-compose stand-in (lab/hostinit.py).
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 #: The kinds ``lab_fault.py`` knows (its ``KINDS``), run inside the host.
 APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
 #: Every fault kind, in the order the README and ``invoke lab.fault --help`` list them.
-FAULTS = (*APP_FAULTS[:-1], "sshd-down", "reset")
+FAULTS = (*APP_FAULTS[:-1], "sshd-down", "cron-down", "reset")
 
 
 def inject(lab: Lab, host: str, kind: str) -> str:
@@ -42,19 +43,46 @@ def inject(lab: Lab, host: str, kind: str) -> str:
         while time.monotonic() < deadline and lab.banner(h, timeout=0.5) is not None:
             time.sleep(0.05)
         return f"{host}: killed sshd (pid {pid})"
+    if kind == "cron-down":
+        pid = cron_pid(lab, host)
+        if pid is None:
+            return f"{host}: cron already down"
+        lab.exec(host, ["kill", str(pid)])
+        deadline = time.monotonic() + 5
+        while cron_pid(lab, host) is not None:
+            if time.monotonic() > deadline:
+                raise LabError(f"{host}: cron (pid {pid}) did not stop")
+            time.sleep(0.05)
+        return f"{host}: stopped cron (pid {pid}); scheduled runs no longer happen"
     proc = lab.exec(host, [HOST_PYTHON, f"{APP_DIR}/lab_fault.py", kind], timeout=60, check=True)
     out = proc.stdout + proc.stderr
     if kind == "reset":
         out += _heal_daemons(lab, host)
-        if sshd_pid(lab, host) is None:
-            os.kill(lab.init_pid(host), signal.SIGUSR1)
+        sshd_down, cron_down = sshd_pid(lab, host) is None, cron_pid(lab, host) is None
+        if sshd_down or cron_down:
+            os.kill(lab.init_pid(host), signal.SIGUSR1)  # the host's init restarts what is down
             deadline = time.monotonic() + 10
-            while lab.banner(h, timeout=0.5) is None:
+            while (sshd_down and lab.banner(h, timeout=0.5) is None) or (cron_down and cron_pid(lab, host) is None):
                 if time.monotonic() > deadline:
-                    raise LabError(f"{host}: sshd did not come back")
+                    raise LabError(f"{host}: {'sshd' if sshd_down else 'cron'} did not come back")
                 time.sleep(0.05)
-            out += f"{host}: restarted sshd\n"
+            out += "".join(
+                f"{host}: restarted {name}\n" for name, down in (("sshd", sshd_down), ("cron", cron_down)) if down
+            )
     return out
+
+
+def cron_pid(lab: Lab, host: str) -> int | None:
+    """PID (inside the host) of the cron daemon its init started, or None when it is not running."""
+    try:
+        state = json.loads(lab.path(host, INIT_STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("cron") if isinstance(state, dict) else None
+    procs = lab.processes(host)
+    if isinstance(pid, int) and pid in procs and procs[pid][1][:1] == ["/usr/sbin/cron"]:
+        return pid
+    return None
 
 
 def sshd_pid(lab: Lab, host: str) -> int | None:

@@ -138,10 +138,19 @@ class Init:
             ],
         )
 
+    def running(self, name: str) -> bool:
+        """Whether the child ``name`` started by this init (or a restart) is alive."""
+        proc = self.children.get(name)
+        return proc is not None and proc.returncode is None and proc.poll() is None
+
+    def start_cron(self) -> None:
+        """Start the cron daemon in the foreground."""
+        self._spawn("cron", ["/usr/sbin/cron", "-f"])
+
     def start_all(self) -> None:
         """Start sshd, cron and the configured process manager."""
         self.start_sshd()
-        self._spawn("cron", ["/usr/sbin/cron", "-f"])
+        self.start_cron()
         manager = self.conf["manager"]
         if manager == "supervisor":
             argv = ["/usr/bin/supervisord", "-n", "-c", "/etc/supervisor/supervisord.conf"]
@@ -160,9 +169,11 @@ class Init:
         self._spawn("manager", argv, cwd="/root/stock-bot")
 
     def on_usr1(self, signum: int, frame: object) -> None:
-        """Restart sshd if it is not running (used by the lab's ``reset``)."""
+        """Restart sshd and cron if they are not running (used by the lab's ``reset``)."""
         if not self.sshd_running():
             self.start_sshd()
+        if not self.running("cron"):
+            self.start_cron()
 
     def reap_forever(self) -> None:
         """Reap every child (including orphans) until SIGTERM."""
