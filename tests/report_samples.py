@@ -72,6 +72,25 @@ def full_host() -> HostReport:
             },
             "hold": {"until": t0 + 3600, "until_iso": "2026-01-01T01:00:00Z", "reason": "hold-marker", "by": "ops"},
         },
+        self_heal={
+            "deployed": True,
+            "tz": "UTC",
+            "clock_skew": 0.5,
+            "last_cron_run": {"run_id": "cron-run-marker", "started_at": "2026-01-02T01:00:00Z", "outcome": "running"},
+            "version": "9.9.9",
+            "bundle": "bundle-marker",
+            "scheduler": "cron",
+            "next_due": "2026-01-05T14:15:00Z",
+            "silent": [
+                {
+                    "schedule": "pre_market",
+                    "expression": "15 14 * * 1-5",
+                    "last_run": "2026-01-02T01:00:00Z",
+                    "expected": ["2026-01-02T14:15:00Z"],
+                    "message": "self-heal silent since silence-marker (expected at 2026-01-02T14:15:00Z)",
+                }
+            ],
+        },
     )
 
 

@@ -80,7 +80,8 @@ class Jobs:
 @pytest.fixture
 def fake_jobs(monkeypatch: pytest.MonkeyPatch, here: Path) -> Jobs:
     recorded = Jobs()
-    for name in ("premarket", "recover", "deploy", "collect", "hold", "release", "show_inventory", "show_report"):
+    names = ("premarket", "recover", "deploy", "collect", "status", "hold", "release", "show_inventory", "show_report")
+    for name in names:
         monkeypatch.setattr(jobs, name, recorded.stand_in(name))
     return recorded
 
@@ -179,6 +180,12 @@ def test_recover_flags_reach_the_request(capsys: pytest.CaptureFixture[str], fak
     [
         (["deploy", "--hosts", "lab", "--dry-run", "--remove"], "deploy", {"dry_run": True, "remove": True}),
         (["collect", "--hosts", "lab", "--forks", "3", "--json"], "collect", {"forks": 3, "json_output": True}),
+        (["deploy", "--hosts", "lab", "--check"], "deploy", {"drift_check": True}),
+        (
+            ["status", "--hosts", "lab", "--forks", "2", "--webhook", "http://127.0.0.1:9/hook"],
+            "status",
+            {"forks": 2, "webhook": "http://127.0.0.1:9/hook"},
+        ),
         (
             ["hold", "--hosts", "h03", "--for", "2h", "--reason", "kernel upgrade"],
             "hold",

@@ -181,7 +181,8 @@ def test_inventory_task_shows_values_and_their_sources(tmp_path: Path) -> None:
 
     inv = tmp_path / "inv.yml"
     inv.write_text(
-        "vars: {user: deploy}\ngroups:\n  g:\n    vars: {manager: signal}\n    hosts:\n      web1: {port: 2200}\n"
+        "vars: {user: deploy}\ngroups:\n  g:\n    vars: {manager: signal}\n    hosts:\n"
+        "      web1: {port: 2200, ping_url: 'https://hc-ping.com/0b9a-secret-uuid'}\n"
     )
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text("Host web1\n  HostName 203.0.113.7\n  IdentityFile ~/.ssh/web\n")
@@ -198,6 +199,7 @@ def test_inventory_task_shows_values_and_their_sources(tmp_path: Path) -> None:
     assert "ssh_config" in rows["key"]
     assert "command line" in rows["settle_seconds"]
     assert "default" in rows["check_timeout"]
+    assert "not shown: it is a secret" in rows["ping_url"] and "secret-uuid" not in out.getvalue()
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventory" / "example.yml.sample"
@@ -238,6 +240,8 @@ def test_the_shipped_example_inventory_is_valid_and_means_what_its_comments_say(
     assert hosts["droplet-3"].settings["manager_options"] == {"supervisor_conf": "/etc/supervisor/supervisord.conf"}
     assert hosts["droplet-4"].settings["jump"] == "root@203.0.113.20"
     assert inventory.is_protected(hosts["droplet-3"]) and not inventory.is_protected(hosts["droplet-4"])
+    assert hosts["droplet-1"].settings["metrics_dir"] == "/var/lib/node_exporter/textfile"
+    assert hosts["droplet-1"].settings["ping_url"] is None  # commented out: pings are off by default
 
 
 def test_a_top_level_hosts_key_says_hosts_belong_to_groups(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ MARKERS = {
     "changes": "change-marker",
     "cron_runs": "cron-run-marker",
     "guards": "hold-marker",
+    "self_heal": "silence-marker",
 }
 
 
@@ -84,7 +85,8 @@ def test_results_of_an_interrupted_run_and_unknown_keys_are_shown() -> None:
     [
         ("premarket", ("before", "actions", "after", "outcome", "time")),
         ("deploy", ("outcome", "changes", "pre-flight", "time")),
-        ("collect", ("outcome", "cron runs", "last cron run", "files")),
+        ("collect", ("outcome", "cron runs", "last cron run", "self-heal", "files")),
+        ("status", ("outcome", "last cron run", "self-heal", "next due", "runner", "guards")),
     ],
 )
 def test_both_views_give_a_command_the_same_recap(command: str, headings: tuple[str, ...]) -> None:
@@ -99,8 +101,13 @@ def test_both_views_give_a_command_the_same_recap(command: str, headings: tuple[
         for cell in ("update change-marker", "preflight-marker: missing"):
             assert cell in terminal and cell in page_text(recap_table), cell
     if command == "collect":
-        for cell in ("cron-run-marker: running",):
+        for cell in ("cron-run-marker: running", "SILENT since 2026-01-02T01:00:00Z"):
             assert cell in terminal and cell in page_text(recap_table), cell
+    if command == "status":
+        for cell in ("2026-01-05T14:15:00Z", "9.9.9 (bundle-marker)", "breaker closed svc-marker", "hold until"):
+            assert cell in terminal and cell in page_text(recap_table), cell
+        alert = "SELF-HEAL SILENT on h-marker: self-heal silent since silence-marker"
+        assert alert in terminal and alert in page_text(page), alert
 
 
 def test_a_dry_run_says_what_it_would_do_in_both_views() -> None:
