@@ -79,6 +79,7 @@ def full_host() -> HostReport:
             "last_cron_run": {"run_id": "cron-run-marker", "started_at": "2026-01-02T01:00:00Z", "outcome": "running"},
             "version": "9.9.9",
             "bundle": "bundle-marker",
+            "controller_bundle": "newer-bundle",
             "scheduler": "cron",
             "next_due": "2026-01-05T14:15:00Z",
             "silent": [

@@ -104,7 +104,12 @@ def test_both_views_give_a_command_the_same_recap(command: str, headings: tuple[
         for cell in ("cron-run-marker: running", "SILENT since 2026-01-02T01:00:00Z"):
             assert cell in terminal and cell in page_text(recap_table), cell
     if command == "status":
-        for cell in ("2026-01-05T14:15:00Z", "9.9.9 (bundle-marker)", "breaker closed svc-marker", "hold until"):
+        for cell in (
+            "2026-01-05T14:15:00Z",
+            "9.9.9 (bundle-marker), controller has newer-bundle: run deploy",
+            "breaker closed svc-marker",
+            "hold until",
+        ):
             assert cell in terminal and cell in page_text(recap_table), cell
         alert = "SELF-HEAL SILENT on h-marker: self-heal silent since silence-marker"
         assert alert in terminal and alert in page_text(page), alert

@@ -18,6 +18,7 @@ from conftest import run_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from remediation.agent.outcomes import EXIT_ATTENTION, EXIT_SILENT
+from remediation.execution.bundle import bundle_digest
 from remediation.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -119,7 +120,8 @@ def test_status_and_premarket_flag_exactly_the_hosts_that_stopped_healing_themse
         assert f"SELF-HEAL SILENT on {name}" in status.out
     assert "SELF-HEAL SILENT on h01" not in status.out
     assert any(c["item"] == "crontab" and "missing" in c["detail"] for c in hosts["h03"].changes)
-    assert hosts["h01"].self_heal["next_due"] and hosts["h01"].self_heal["bundle"] != "?"
+    verdict = hosts["h01"].self_heal
+    assert verdict["next_due"] and verdict["bundle"] == verdict["controller_bundle"] == bundle_digest()
 
     # premarket heals nothing here (all healthy) but still says who stopped healing itself.
     premarket = run_command("premarket", "h01,h02", inventory=inv, reports=reports, width=250)

@@ -27,7 +27,7 @@ from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
 from ..reporting.selfheal import assess
-from .bundle import build_runner
+from .bundle import build_runner, bundle_digest
 from .transport import ConnectOptions, Session, close_session, open_session
 
 #: Where the on-host runner keeps its journals (relative to the app dir), for messages.
@@ -447,6 +447,7 @@ class HostRun:
                 report.cron_runs,
                 now=time.time(),
                 grace=float(self.host.get("self_heal_grace")),
+                controller_bundle=bundle_digest(),
             )
             if report.before is None and event.get("before"):
                 report.before = event["before"]

@@ -263,7 +263,8 @@ class SelfHealRecord(TypedDict, total=False):
     clock_skew: Annotated[float, Doc("host clock minus the controller's, seconds")]
     last_cron_run: LastCronRunRecord | None
     version: str
-    bundle: str
+    bundle: Annotated[str, Doc("the digest of the runner deploy installed")]
+    controller_bundle: Annotated[str, Doc("the digest of the runner the controller would deploy now")]
     scheduler: str
     silent: Annotated[list[SilenceRecord], Doc("schedules that missed their runs: empty when all came")]
     next_due: Annotated[str | None, Doc("the next fire time of any schedule, ISO UTC")]

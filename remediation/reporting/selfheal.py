@@ -26,7 +26,12 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def assess(
-    facts: Mapping[str, Any] | None, cron_runs: Sequence[Mapping[str, Any]], *, now: float, grace: float
+    facts: Mapping[str, Any] | None,
+    cron_runs: Sequence[Mapping[str, Any]],
+    *,
+    now: float,
+    grace: float,
+    controller_bundle: str = "",
 ) -> dict[str, Any]:
     """The self-heal verdict of one host (what ``report.json`` keeps as ``self_heal``).
 
@@ -35,6 +40,7 @@ def assess(
         cron_runs: the cron runs' journal summaries, newest first.
         now: the controller's clock when the facts arrived (Unix time).
         grace: how long after a fire time its run may start before it counts as missed.
+        controller_bundle: the digest of the runner the controller would deploy now.
     """
     if not facts:
         return {}
@@ -55,6 +61,8 @@ def assess(
     verdict["version"] = str(manifest.get("version", "?"))
     verdict["bundle"] = str(manifest.get("bundle", "?"))
     verdict["scheduler"] = str(manifest.get("scheduler", "cron"))
+    if controller_bundle:
+        verdict["controller_bundle"] = controller_bundle
     moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
     since = parse_iso(str(manifest.get("changed_at", "")))
     silent: list[dict[str, Any]] = []

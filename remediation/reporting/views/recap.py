@@ -137,7 +137,11 @@ def _recap_cell(host: HostRecord, column: str) -> tuple[Span, ...]:
     if column == "runner":
         if not verdict.get("deployed"):
             return (Span("not deployed", result="failed"),)
-        return (Span(f"{verdict.get('version')} ({verdict.get('bundle')})"),)
+        installed = f"{verdict.get('version')} ({verdict.get('bundle')})"
+        current = verdict.get("controller_bundle")
+        if current and current != verdict.get("bundle"):
+            return (Span(f"{installed}, controller has {current}: run deploy", result="failed"),)
+        return (Span(installed),)
     if column == "guards":
         return _guard_cells(host)
     if column == "files":
