@@ -14,7 +14,7 @@ from fake_hosts import FakeFleet, FakeSession, local_hosts
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remediation.execution.hostrun import JOURNAL_HINT, EventSink, HostRun, JobOptions
+from remediation.execution.hostrun import EventSink, HostRun, JobOptions
 from remediation.execution.transport import ConnectOptions
 from remediation.reporting.report import ReportStore
 
@@ -176,7 +176,7 @@ def test_an_interrupt_marks_started_actions_interrupted_and_keeps_finished_ones(
     assert report.actions[1]["result"] == "interrupted"
     assert report.actions[1]["detail"] == (
         "started on the host, but the session was closed before its result came back; "
-        f"the host's journal ({JOURNAL_HINT}/{RUN_ID}.json) records how it ended"
+        f"the host's journal (.guardian/state/journal/{RUN_ID}.json) records how it ended"
     )
     # Whatever the cut session still delivers changes nothing.
     feed(

@@ -23,7 +23,7 @@ from fake_hosts import (
 )
 
 from remediation.execution.fleet import FleetRun
-from remediation.execution.hostrun import JOURNAL_HINT, JobOptions
+from remediation.execution.hostrun import JobOptions
 from remediation.execution.survey import BlastGuard
 from remediation.execution.transport import ConnectOptions
 from remediation.inventory import HostSpec
@@ -209,7 +209,7 @@ def test_the_grace_running_out_cuts_the_session_and_marks_the_action_in_hand_int
     h1 = fleet.host("h1")
     (action,) = h1.actions
     assert (action["target"], action["result"]) == (UW_DAEMON, "interrupted")
-    assert f"{JOURNAL_HINT}/{RUN_ID}.json" in action["detail"]
+    assert f".guardian/state/journal/{RUN_ID}.json" in action["detail"]
     assert h1.reason == (
         f"interrupted (Ctrl-C) while running; the host's session was closed; actions started on the host: restart {UW_DAEMON}"
     )
@@ -273,7 +273,7 @@ def test_an_action_cut_off_by_the_deadline_is_not_left_started(run_fleet: RunFle
     assert host.outcome == "failed"
     (action,) = host.actions
     assert action["result"] != "started", action  # the report is final: a result, or interrupted
-    assert JOURNAL_HINT in action.get("detail", "")
+    assert ".guardian/state/journal" in action.get("detail", "")
 
 
 # -- rolling batches -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_app_faults_are_the_ones_lab_fault_py_knows() -> None:
 
 def test_every_fault_kind_is_listed_once() -> None:
     assert len(set(FAULTS)) == len(FAULTS)
-    assert set(FAULTS) == {*APP_FAULTS, "sshd-down"}
+    assert set(FAULTS) == {*APP_FAULTS, "sshd-down", "cron-down"}
     assert FAULTS[-1] == "reset"
 
 

@@ -21,10 +21,13 @@ one-file script all of it travels in.
 import os
 
 VERSION = "0.1.0"
-#: Guardian's own state on a host (host lock, restart budget, hold, journals), relative to the
-#: app dir. Fixed, apart from ``lock_dir`` (the app's locks that Guardian sweeps), so that every
-#: runner on the host (laptop or cron, whatever its settings) shares one lock and one history.
-STATE_DIR = os.path.join(".guardian", "state")
+#: Guardian's own files on a host live in the ``guardian_dir`` setting (relative to the app dir,
+#: or absolute: a root-owned directory outside an app dir that the bot's user owns): the
+#: installed runner, its config, and the state (host lock, restart budget, hold, journals) in
+#: its ``state/``, which every runner on the host (laptop or cron) shares.
+GUARDIAN_DIR = ".guardian"  # the ``guardian_dir`` setting's default
+STATE_SUBDIR = "state"
+STATE_DIR = os.path.join(GUARDIAN_DIR, STATE_SUBDIR)  # with the default guardian_dir
 JOURNAL_DIR = "journal"
 #: What ``invoke deploy`` installs beside the runner in ``<app>/.guardian/`` and the runners read:
 #: the manifest (schedules, version; ``invoke status`` and missed-run detection) and cron's secrets.

@@ -93,7 +93,7 @@ def deployment(ctx: RunContext) -> Dict[str, Any]:
     """What the controller needs to tell whether cron still runs Guardian here: the manifest deploy
     wrote (its schedules; when it last changed), the host's zone and its clock now."""
     facts: Dict[str, Any] = {"host_time": round(time.time(), 3), "tz": host_timezone()}
-    path = os.path.join(ctx.app_dir, ".guardian", MANIFEST_FILE)
+    path = os.path.join(ctx.guardian_dir, MANIFEST_FILE)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, encoding="utf-8") as fh:

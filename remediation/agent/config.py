@@ -105,6 +105,9 @@ class HostSettings:
     # Where every run writes guardian.prom for node_exporter's textfile collector; relative to
     # the app dir; "": <app>/.guardian/metrics.
     metrics_dir: str = field(default="", metadata=_SETTING)
+    # Guardian's own files on the host: runner, config, manifest, secrets, state/ (relative to
+    # the app dir, or absolute). Root trusts what is in it, so it must be root's (see trust).
+    guardian_dir: str = field(default=".guardian", metadata=_SETTING)
     journal_keep: int = 20  # how many cron-run journals a run brings home
 
     @classmethod
@@ -159,7 +162,6 @@ class DeployFields:
     schedules: List[Dict[str, Any]] = field(default_factory=lambda: _copy(DEFAULT_SCHEDULES))
     runner_source: str = ""  # the script to install as guardian-runner.py; "": the deploying runner's own
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
-    install_dir: str = ".guardian"
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])
     drift_check: bool = False  # deploy --check: a dry run whose outcome says "drifted" when anything differs
     # Written to <install dir>/secrets.json (mode 0600) for cron's runs: the ping URL. Never on the

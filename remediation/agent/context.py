@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from . import JOURNAL_DIR, STATE_DIR, VERSION, events
+from . import JOURNAL_DIR, STATE_SUBDIR, VERSION, events
 from .config import RunnerConfig
 from .emit import Emit
 from .journal import HostLog, Journal
@@ -20,6 +20,11 @@ from .watch import ControllerWatch
 
 def now_iso(ts: Optional[float] = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+def guardian_dir(app_dir: str, setting: str) -> str:
+    """Where Guardian keeps its files on this host (the ``guardian_dir`` setting, resolved)."""
+    return os.path.normpath(os.path.join(app_dir, os.path.expanduser(setting or ".guardian")))
 
 
 def hostname() -> str:
@@ -38,7 +43,8 @@ class RunContext:
         self.app_dir = os.path.abspath(os.path.expanduser(self.settings.app_dir))
         self.logs_dir = os.path.join(self.app_dir, "logs")
         self.lock_dir = os.path.join(self.app_dir, self.settings.lock_dir)
-        self.state_dir = os.path.join(self.app_dir, STATE_DIR)
+        self.guardian_dir = guardian_dir(self.app_dir, self.settings.guardian_dir)
+        self.state_dir = os.path.join(self.guardian_dir, STATE_SUBDIR)
         self.journal_dir = os.path.join(self.state_dir, JOURNAL_DIR)
         check = self.settings.check
         self.check_path = check if os.path.isabs(check) else os.path.join(self.app_dir, check)

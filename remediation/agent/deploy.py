@@ -18,9 +18,10 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from . import BUNDLE_DIGEST, JOURNAL_DIR, MANIFEST_FILE, RUNNER_FILE, SECRETS_FILE, STATE_DIR, VERSION, events
+from . import BUNDLE_DIGEST, JOURNAL_DIR, MANIFEST_FILE, RUNNER_FILE, SECRETS_FILE, STATE_SUBDIR, VERSION, events
 from .bootstrap import own_script
 from .config import DeployFields, RunnerConfig
+from .context import guardian_dir
 from .cronblock import (
     ScheduleError,
     block_lines,
@@ -123,7 +124,7 @@ class Installer:
         self.dry_run = config.job.dry_run
         self.remove = self.deploy.remove
         self.app_dir = os.path.abspath(os.path.expanduser(self.settings.app_dir))
-        self.install_dir = os.path.join(self.app_dir, self.deploy.install_dir)
+        self.install_dir = guardian_dir(self.app_dir, self.settings.guardian_dir)
         self.changes: List[Dict[str, Any]] = []
         self.preflight: List[Dict[str, Any]] = []
         self.warnings: List[str] = []
@@ -274,7 +275,8 @@ class Installer:
                     self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
                 # No stale metrics left for node_exporter to serve as if Guardian still ran.
-                self.remove_file(os.path.join(metrics_dir(self.app_dir, self.settings.metrics_dir), METRICS_FILE))
+                metrics = metrics_dir(self.app_dir, self.install_dir, self.settings.metrics_dir)
+                self.remove_file(os.path.join(metrics, METRICS_FILE))
                 self.remove_install_dir()
             else:
                 new_cron = replace_block(current_cron, render_block(self.cron_entries()))
@@ -419,7 +421,7 @@ class Installer:
     def tighten_permissions(self) -> None:
         """Logs not world-readable; Guardian's state (journal, lock) private to the owner."""
         logs = os.path.join(self.app_dir, "logs")
-        state = os.path.join(self.app_dir, STATE_DIR)
+        state = os.path.join(self.install_dir, STATE_SUBDIR)
         targets: List[Tuple[str, Callable[[int], int]]] = []
         if os.path.isdir(logs):
             targets.append((logs, lambda m: m & ~0o007))

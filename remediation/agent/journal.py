@@ -13,7 +13,6 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import STATE_DIR
 from .atomic import write_atomic
 
 #: Where Guardian < 0.2 kept its state: inside the app's lock dir.
@@ -122,7 +121,7 @@ def adopt_legacy_state(lock_dir: str, state_dir: str, journal_dir: str, log: Hos
         if os.path.isfile(old) and not os.path.islink(old) and not os.path.lexists(new):
             try:
                 os.rename(old, new)
-                log.write(f"Moved {old} to {new} (Guardian's state now lives in {STATE_DIR})")
+                log.write(f"Moved {old} to {new} (Guardian's state now lives in {state_dir})")
             except OSError as exc:
                 warnings.append(f"could not move {old} to {new}: {exc.strerror}")
     old_journal = os.path.join(lock_dir, LEGACY_JOURNAL_DIR)

@@ -16,13 +16,15 @@ from .atomic import write_atomic
 from .outcomes import OUTCOMES
 
 METRICS_FILE = "guardian.prom"
-#: The metrics directory when ``metrics_dir`` is not set, relative to the app dir.
-DEFAULT_METRICS_DIR = os.path.join(".guardian", "metrics")
+#: The metrics directory when ``metrics_dir`` is not set, inside Guardian's own directory.
+DEFAULT_METRICS_SUBDIR = "metrics"
 
 
-def metrics_dir(app_dir: str, setting: str) -> str:
-    """Where guardian.prom goes: ``metrics_dir`` (relative to the app dir), or the default."""
-    return os.path.join(app_dir, os.path.expanduser(setting or DEFAULT_METRICS_DIR))
+def metrics_dir(app_dir: str, guardian_dir: str, setting: str) -> str:
+    """Where guardian.prom goes: ``metrics_dir`` (relative to the app dir), else ``guardian_dir/metrics``."""
+    if not setting:
+        return os.path.join(guardian_dir, DEFAULT_METRICS_SUBDIR)
+    return os.path.join(app_dir, os.path.expanduser(setting))
 
 
 Labels = Sequence[Tuple[str, str]]

@@ -67,7 +67,7 @@ def at_finish(ctx: RunContext, record: Dict[str, Any]) -> None:
     if ctx.dry_run:
         return
     text = render_metrics(record, now=time.time(), bundle=BUNDLE_DIGEST)
-    problem = write_metrics(metrics_dir(ctx.app_dir, ctx.settings.metrics_dir), text)
+    problem = write_metrics(metrics_dir(ctx.app_dir, ctx.guardian_dir, ctx.settings.metrics_dir), text)
     if problem:
         ctx.warn(problem)
     url = ctx.secrets.get("ping_url", "")

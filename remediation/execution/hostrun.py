@@ -21,7 +21,7 @@ from typing import Any
 
 from invoke.exceptions import CommandTimedOut, ThreadException
 
-from ..agent import JOURNAL_DIR, STATE_DIR, events
+from ..agent import JOURNAL_DIR, STATE_SUBDIR, events
 from ..agent.config import DeployFields, HostSettings, JobFields, RunnerConfig, inventory_settings
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory import HostSpec, Inventory
@@ -30,8 +30,12 @@ from ..reporting.selfheal import assess
 from .bundle import build_runner, bundle_digest
 from .transport import ConnectOptions, Session, close_session, open_session
 
+
 #: Where the on-host runner keeps its journals (relative to the app dir), for messages.
-JOURNAL_HINT = f"{STATE_DIR}/{JOURNAL_DIR}"
+def journal_hint(host: HostSpec) -> str:
+    """Where ``host`` keeps its run journals, for a message (relative to its app dir, or absolute)."""
+    return f"{host.get('guardian_dir')}/{STATE_SUBDIR}/{JOURNAL_DIR}"
+
 
 Progress = Callable[[str, str], None]
 
@@ -332,7 +336,7 @@ class HostRun:
                 action["result"] = "interrupted"
                 action["detail"] = (
                     "started on the host, but the session was closed before its result came back; "
-                    f"the host's journal ({JOURNAL_HINT}/{self.job.run_id}.json) records how it ended"
+                    f"the host's journal ({journal_hint(self.host)}/{self.job.run_id}.json) records how it ended"
                 )
 
     def _set(self, outcome: str, reason: str) -> None:

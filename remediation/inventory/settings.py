@@ -263,6 +263,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "restart_budget_max": _count,
     "restart_budget_window": _seconds,
     "metrics_dir": _relative_dir,
+    "guardian_dir": lambda v: check_cron_safe(_path(v), "guardian_dir"),
     "self_heal_grace": _seconds,
     "ping_url": _ping_url,
 }

@@ -14,7 +14,6 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from .hostinit import INIT_STATE  # a standalone script, stdlib only: cheap to import
 from .model import APP_DIR, DAEMON_PIDFILES, DAEMONS, HOST_PYTHON, LabError
 
 #: Where the lab installs the process-compose stand-in (lab/hostinit.py).
@@ -74,6 +73,8 @@ def inject(lab: Lab, host: str, kind: str) -> str:
 
 def cron_pid(lab: Lab, host: str) -> int | None:
     """PID (inside the host) of the cron daemon its init started, or None when it is not running."""
+    from .hostinit import INIT_STATE  # here, not at the top: `invoke --list` imports this module
+
     try:
         state = json.loads(lab.path(host, INIT_STATE).read_text())
     except (OSError, ValueError):
