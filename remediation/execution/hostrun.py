@@ -95,9 +95,16 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
     return RunnerConfig(settings, fields, deploy)
 
 
+#: How the host's python starts the runner: isolated (``-I``: no PYTHON* variables, no user site,
+#: and no current directory on sys.path, so a stray ``json.py`` in the login directory cannot
+#: stand in for the standard library) and without ``site`` (``-S``: the runner needs nothing from
+#: site-packages, and the .pth files there cost every run start-up time). Python >= 3.4 has both.
+PYTHON_FLAGS = ("-I", "-S")
+
+
 def runner_command(host: HostSpec, job: JobOptions) -> str:
     """The one command a host runs: its python with the runner script, every part quoted."""
-    return shlex.join([str(host.get("python")), "-c", build_runner(runner_config(host, job))])
+    return shlex.join([str(host.get("python")), *PYTHON_FLAGS, "-c", build_runner(runner_config(host, job))])
 
 
 def _only_control_channel_closed(exc: ThreadException) -> bool:
