@@ -85,8 +85,13 @@ RECORDING_SUPERVISORCTL = """\
 import json, os, sys
 log = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.jsonl")
 open(log, "a").write(json.dumps(sys.argv[1:]) + "\\n")
+done = os.path.join(os.path.dirname(os.path.abspath(__file__)), "restarted")
+if "restart" in sys.argv:
+    open(done, "w").close()
+    print(sys.argv[-1] + ": stopped")
+    print(sys.argv[-1] + ": started")
 if "status" in sys.argv:
-    print(sys.argv[-1] + "    RUNNING   pid 4242, uptime 0:00:01")
+    print(sys.argv[-1] + "    RUNNING   pid %d, uptime 0:00:01" % (4243 if os.path.exists(done) else 4242))
 """
 
 
@@ -341,3 +346,30 @@ def test_premarket_with_a_wrong_program_name_says_so(
     assert restart["result"] == "failed"
     assert restart["detail"].startswith("supervisor has no program named 'uw-demon' (supervisor.stopProcess(")
     assert ctl_calls(recording_supervisorctl) == []
+
+
+def test_premarket_falls_back_to_supervisorctl_and_says_why(tmp_path: Path, recording_supervisorctl: Path) -> None:
+    here = Path(tempfile.mkdtemp(prefix="rpsv-", dir="/tmp"))
+    try:
+        conf = here / "supervisord.conf"  # names a socket no supervisord serves
+        conf.write_text(CONF.format(python=sys.executable, app=tmp_path, server_auth="", ctl_auth=""))
+        app = tmp_path / "app"
+        (app / "state").mkdir(parents=True)
+        done = recording_supervisorctl.parent / "restarted"
+        (app / "pre_market_health_check.py").write_text(
+            f"import os, sys\nif os.path.exists({str(done)!r}):\n    sys.exit(0)\n"
+            "print('[ERROR] UW connection_error: socket closed'); sys.exit(1)\n"
+        )
+        options = {"supervisor_conf": str(conf), "supervisorctl": str(recording_supervisorctl)}
+        run = premarket(tmp_path, app, manager="supervisor", manager_options=options)
+        (host,) = run.report.hosts
+        assert host.outcome == "healed", host.reason
+        (restart,) = host.actions
+        assert restart["command"] == {"argv": [str(recording_supervisorctl), "-c", str(conf), "restart", "uw-daemon"]}
+        assert restart["via"] == "supervisorctl"
+        assert restart["via_reason"] == f"socket {here / 's.sock'}: No such file or directory"
+        assert restart["new_pid"] == 4243
+        shown = to_text(host_view(run.report, host), width=600)
+        assert f"restart uw-daemon (not XML-RPC: socket {here / 's.sock'}: No such file or directory)" in shown
+    finally:
+        shutil.rmtree(here, ignore_errors=True)

@@ -133,10 +133,13 @@ class Recovery:
         before = self.status(spec)
 
         def record(command: Command) -> None:
+            shown = command.to_dict()
+            if shown == result.get("command"):
+                return
             result.pop("command_error", None)
             result.pop("via_reason", None)
-            result["command"] = command.to_dict()
-            result.update(self.manager.route())
+            result.update(command=shown, **self.manager.route())
+            ctx.write_journal()  # not the command the journal named (a fall-back): it says so first
 
         answered = run_command(self.manager, lambda: self.manager.restart_command(spec, before), record)
         if answered is None:  # pragma: no cover (every manager has a restart command)
