@@ -121,12 +121,14 @@ def test_a_dry_run_shows_the_exact_restart_command_and_runs_nothing(
 
 
 def test_the_report_records_the_command_that_ran(tmp_path: Path, app: Path, fake_supervisorctl: Path) -> None:
-    options = {"supervisorctl": str(fake_supervisorctl)}
+    # supervisorctl, not supervisord's socket (which this machine's config may name)
+    options = {"supervisorctl": str(fake_supervisorctl), "supervisor_rpc": False}
     host = premarket(tmp_path, app, manager="supervisor", manager_options=options)
     assert host.outcome == "healed", host.reason
     (restart,) = host.actions
     assert restart["kind"] == "restart" and restart["result"] == "ok" and restart["new_pid"] == 1001
     assert restart["command"] == {"argv": [str(fake_supervisorctl), "restart", "uw-daemon"]}
+    assert (restart["via"], restart["via_reason"]) == ("supervisorctl", "manager option supervisor_rpc is false")
     assert host.plan is not None and host.plan["actions"][0]["command"] == restart["command"]
     assert ["restart", "uw-daemon"] in calls(fake_supervisorctl)
     assert [c for c in calls(fake_supervisorctl) if "restart" in c] == [["restart", "uw-daemon"]]
@@ -161,7 +163,11 @@ def test_the_signal_managers_step_is_a_signal_to_a_pid(tmp_path: Path, app: Path
 
 def test_every_event_carries_its_kinds_fields(tmp_path: Path, app: Path, fake_supervisorctl: Path) -> None:
     seen = runner_events(
-        tmp_path, app, dry_run=False, manager="supervisor", manager_options={"supervisorctl": str(fake_supervisorctl)}
+        tmp_path,
+        app,
+        dry_run=False,
+        manager="supervisor",
+        manager_options={"supervisorctl": str(fake_supervisorctl), "supervisor_rpc": False},
     )
     kinds = {e["event"] for e in seen}
     assert kinds == {"start", "phase", "check", "plan", "action", "confirm", "result", "file"}

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from remediation.agent.managers import (
     SupervisorManager,
     SystemdManager,
     parse_process_compose_get,
+    parse_supervisor_process_info,
     parse_supervisor_status,
     parse_systemctl_show,
     pidfile_status,
@@ -30,6 +32,7 @@ from remediation.agent.managers import (
     read_cmdline,
     supervisor_restart_started,
 )
+from remediation.agent.supervisor_rpc import FAULT_NAMES, parse_endpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MANAGER_FIXTURES = ("supervisor", "systemd", "process-compose")
@@ -96,8 +99,26 @@ def test_process_compose_get_shapes() -> None:
 
 # -- every recorded output, checked against the expected result stored beside it -------------------
 
+
+def rpc_answer(text: str, name: str) -> Any:
+    """A recorded supervisord XML-RPC answer (the HTTP body), decoded as xmlrpc.client decodes it:
+    getProcessInfo's struct read by the manager's parser, or the fault's name."""
+    try:
+        (value,), _method = xmlrpc.client.loads(text)
+    except xmlrpc.client.Fault as fault:
+        return {"fault": FAULT_NAMES[fault.faultCode]}
+    return parse_supervisor_process_info(value, name)
+
+
+def endpoint(text: str, config: str) -> dict[str, Any]:
+    found = parse_endpoint(text, config, environ={})
+    return {"socket": found.socket, "auth": found.auth is not None, "reason": found.reason}
+
+
 PARSERS: dict[str, Any] = {
     "supervisor_status": lambda text, case: parse_supervisor_status(text, case["name"]),
+    "supervisor_process_info": lambda text, case: rpc_answer(text, case["name"]),
+    "supervisor_endpoint": lambda text, case: endpoint(text, case["config"]),
     "supervisor_restart_started": lambda text, case: supervisor_restart_started(text, case["name"]),
     "systemctl_show": lambda text, case: parse_systemctl_show(text),
     "process_compose_get": lambda text, case: parse_process_compose_get(text, case["name"]),
@@ -149,10 +170,16 @@ RUNNING = ServiceState(True, 4321, "RUNNING")
 
 
 def test_supervisor_commands() -> None:
-    plain = SupervisorManager({})
+    plain = SupervisorManager({"supervisor_rpc": False})
     assert plain.status_command(SPEC) == Command.run("supervisorctl", "status", "uw_flow")
     assert plain.restart_command(SPEC, RUNNING).to_dict() == {"argv": ["supervisorctl", "restart", "uw_flow"]}
+    assert plain.route() == {"via": "supervisorctl", "via_reason": "manager option supervisor_rpc is false"}
+    # a config that cannot be read names no socket: supervisorctl, and the route says why
     configured = SupervisorManager({"supervisorctl": "/opt/sv/bin/supervisorctl", "supervisor_conf": "/etc/sv.conf"})
+    assert configured.route() == {
+        "via": "supervisorctl",
+        "via_reason": "cannot read /etc/sv.conf: No such file or directory",
+    }
     assert configured.restart_command(SPEC, RUNNING).argv == (
         "/opt/sv/bin/supervisorctl",
         "-c",

@@ -102,6 +102,8 @@ def test_faulty_hosts_heal_healthy_hosts_untouched(fleet: Lab, tmp_path: Path) -
     restart = next(a for a in h01.actions if a["kind"] == "restart")
     assert restart["confirmed"] and restart["new_pid"] == after["h01"][0]
     assert "uw_socket" in restart["reason"]
+    # supervisord was asked over its socket (the host's /etc/supervisor/supervisord.conf names it)
+    assert (restart["via"], restart["command"]["socket"]) == ("xmlrpc", "/run/supervisor.sock")
     assert h01.before["exit_code"] == 2 and h01.after["exit_code"] == 0
     data = json.loads((run_dir / "report.json").read_text())
     assert data["exit_code"] == 0 and data["complete"]

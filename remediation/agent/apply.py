@@ -13,12 +13,16 @@ import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from . import events
-from .commands import ManagerError, execute
+from .commands import Command, ManagerError
 from .context import RunContext, hostname, now_iso
 from .guards import record_restart
 from .locks import LockVerdict, remove_lock
-from .managers import Manager, ServiceSpec, ServiceState, pidfile_status, read_status
+from .managers import Manager, ServiceSpec, ServiceState, pidfile_status, read_status, run_command
 from .plan import Plan, PlannedAction
+
+#: How a restart is confirmed: the service's state is read at once, then after pauses growing
+#: from POLL_FIRST to POLL_MAX seconds, until a new pid or the restart timeout.
+POLL_FIRST, POLL_MAX = 0.05, 0.5
 
 
 class Recovery:
@@ -38,9 +42,10 @@ class Recovery:
             return {}
         spec = self.services[action.target]
         try:
-            return {"command": self.manager.restart_command(spec, pidfile_status(spec)).to_dict()}
+            command = self.manager.restart_command(spec, pidfile_status(spec))
         except ManagerError as exc:
             return {"command_error": str(exc)}
+        return {"command": command.to_dict(), **self.manager.route()}
 
     def plan_record(self, plan: Plan) -> Dict[str, Any]:
         """The plan as the record, the events and a dry run show it: each action with its command."""
@@ -121,26 +126,41 @@ class Recovery:
         return restarted
 
     def _restart(self, action: PlannedAction, result: Dict[str, Any]) -> Tuple[Optional[int], str]:
-        """Restart through the manager and wait for a new pid. The command actually run goes into
-        the action's record (``command``) before it runs."""
+        """Restart through the manager and wait for a new pid. The command actually run, and the
+        way the manager was reached (``via``), go into the action's record before it runs."""
         ctx = self.ctx
         spec = self.services[action.target]
         before = self.status(spec)
-        command = self.manager.restart_command(spec, before)
-        result.pop("command_error", None)
-        result["command"] = command.to_dict()
-        answer = self.manager.restart_answer(spec, execute(command))
+
+        def record(command: Command) -> None:
+            shown = command.to_dict()
+            if shown == result.get("command"):
+                return
+            result.pop("command_error", None)
+            result.pop("via_reason", None)
+            result.update(command=shown, **self.manager.route())
+            ctx.write_journal()  # not the command the journal named (a fall-back): it says so first
+
+        answered = run_command(self.manager, lambda: self.manager.restart_command(spec, before), record)
+        if answered is None:  # pragma: no cover (every manager has a restart command)
+            raise ManagerError(f"{self.manager.kind} has no restart command for {action.target}")
+        answer = self.manager.restart_answer(spec, answered)
         answer = " / ".join(line.strip() for line in answer.splitlines() if line.strip())
         ctx.log.write(f"Restarting {action.target} via {self.manager.kind}: {answer}")
         deadline = time.monotonic() + ctx.settings.restart_timeout
         state = before
-        pause = 0.1  # managers' restart commands usually return once the process is up: look at once,
-        while time.monotonic() < deadline:  # then back off (a status call can cost a third of a CPU-second)
+        # Managers' restarts usually return once the process is up: look at once, then back off
+        # (a pid file or a socket call is cheap, a supervisorctl call costs a third of a CPU-second).
+        pause = POLL_FIRST
+        while True:
             state = self.status(spec)
             if state.running and state.pid is not None and state.pid != before.pid:
                 return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
-            time.sleep(pause)  # no stop inside an action: the restart is confirmed (or times out)
-            pause = min(pause * 2, 1.0)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(pause, left))  # no stop inside an action: the restart is confirmed (or times out)
+            pause = min(pause * 2, POLL_MAX)
         raise ManagerError(
             f"{action.target} did not come back with a new pid within the restart timeout "
             f"(before: {before.state} pid {before.pid}; now: {state.state} pid {state.pid})"
@@ -148,8 +168,8 @@ class Recovery:
 
     def status(self, spec: ServiceSpec) -> ServiceState:
         """The service's state: from its pid file when that names a live process running the
-        configured program (a few syscalls), else from the process manager (a ``supervisorctl``
-        call costs about a third of a CPU-second, which adds up on a loaded host)."""
+        configured program (a few syscalls), else from the process manager (supervisord's socket:
+        one request; a ``supervisorctl`` call costs about a third of a CPU-second)."""
         if spec.program and spec.pidfile and os.path.basename(spec.pidfile):
             quick = pidfile_status(spec)
             if quick.running:

@@ -3,6 +3,9 @@
 A process manager never runs anything itself: it says what it would run (a :class:`Command`)
 and reads the answer, and :func:`execute` runs it. So a plan, a dry run and a report show the
 exact command a real run executes, and tests assert it without running anything.
+
+A command is one of three things, each shown as what it is: a program's argument list, a signal
+to a pid, or XML-RPC calls to a daemon's unix socket (supervisord's: no program is started).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 COMMAND_TIMEOUT = 30.0
@@ -21,13 +24,39 @@ class ManagerError(Exception):
     """The process manager is missing, unreachable or refused the request."""
 
 
+class NotDelivered(ManagerError):
+    """The command could not be delivered at all (a socket that takes no calls): nothing was
+    done, so the manager may try another way (supervisorctl instead of its socket)."""
+
+
+@dataclass(frozen=True)
+class RpcCall:
+    """One XML-RPC call: ``method(*args)``. A fault named in ``tolerate`` means "already so"
+    (``NOT_RUNNING`` for a stop before a start) and does not end the command."""
+
+    method: str
+    args: Tuple[Any, ...] = ()
+    tolerate: Tuple[str, ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {"method": self.method, "args": list(self.args)}
+        if self.tolerate:
+            data["tolerate"] = list(self.tolerate)
+        return data
+
+
 @dataclass(frozen=True)
 class Command:
-    """One step on the host: run ``argv`` (no shell), or send the signal ``signal`` to ``pid``."""
+    """One step on the host: run ``argv`` (no shell), send the signal ``signal`` to ``pid``, or
+    make the XML-RPC ``calls`` on the unix socket ``socket``."""
 
     argv: Tuple[str, ...] = ()
     signal: str = ""  # a signal name ("SIGTERM"), for the signal manager's restart
     pid: Optional[int] = None
+    calls: Tuple[RpcCall, ...] = ()
+    socket: str = ""
+    # HTTP basic-auth credentials for the socket: sent, never shown or recorded
+    auth: Optional[Tuple[str, str]] = field(default=None, repr=False, compare=False)
 
     @classmethod
     def run(cls, *argv: str) -> Command:
@@ -37,27 +66,44 @@ class Command:
     def kill(cls, signal_name: str, pid: int) -> Command:
         return cls(signal=signal_name, pid=pid)
 
+    @classmethod
+    def rpc(cls, socket: str, *calls: RpcCall, auth: Optional[Tuple[str, str]] = None) -> Command:
+        return cls(calls=tuple(calls), socket=socket, auth=auth)
+
     def to_dict(self) -> Dict[str, Any]:
-        """As the plan, the events and the report show it: ``{"argv": [...]}`` or
-        ``{"signal": "SIGTERM", "pid": 123}``."""
+        """As the plan, the events and the report show it: ``{"argv": [...]}``,
+        ``{"signal": "SIGTERM", "pid": 123}`` or ``{"rpc": [{"method", "args"}...], "socket":
+        path}`` (with ``"auth": "basic"`` when credentials are sent; never the credentials)."""
         if self.signal:
             return {"signal": self.signal, "pid": self.pid}
+        if self.calls:
+            data: Dict[str, Any] = {"rpc": [c.to_dict() for c in self.calls], "socket": self.socket}
+            if self.auth is not None:
+                data["auth"] = "basic"
+            return data
         return {"argv": list(self.argv)}
 
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a command answered: its exit code and its (combined, bounded) output."""
+    """What a command answered: its exit code and its (combined, bounded) output; for RPC calls,
+    the last call's return value (``value``) or the fault that ended them (exit code: its code)."""
 
     exit_code: int
     output: str
+    value: Any = None
 
 
 def execute(command: Command, *, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
     """Run ``command``. Raises ManagerError when its program is missing or it does not answer in
-    time, OSError when a signal cannot be sent."""
+    time, OSError when a signal cannot be sent, ``supervisor_rpc.RpcUnreachable`` when its socket
+    takes no calls (nothing was done)."""
     if command.signal:
         return _send_signal(command)
+    if command.calls:
+        from .supervisor_rpc import run_calls  # xmlrpc.client only for a run that needs it
+
+        return run_calls(command, timeout=timeout)
     return run_argv(list(command.argv), timeout=timeout)
 
 

@@ -20,8 +20,6 @@ from .collect import collect_only
 from .config import HostSettings, RunnerConfig, RunnerConfigError
 from .context import RunContext
 from .emit import Emit, json_emitter, text_emitter
-from .maintenance import change_hold
-from .managers import ManagerError
 from .outcomes import DEPLOY_OK, RUNNER_EXIT_BAD_CONFIG, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_OK, runner_exit_code
 from .sequence import Runner
 from .signatures import RuleError
@@ -121,13 +119,15 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
 
             return report_status(ctx)
         runner = Runner(ctx)
-    except (RuleError, ManagerError, ValueError) as exc:
+    except (RuleError, ValueError) as exc:  # RunnerConfigError, an unknown manager among them
         emit(events.result({"outcome": "failed", "reason": f"bad runner config: {exc}"}))
         return EXIT_BAD_CONFIG
     if job.action == "collect":
         collect_only(ctx)
         return EXIT_OK
     if job.action in ("hold", "release"):
+        from .maintenance import change_hold
+
         return change_hold(ctx, job.action)
     return runner_exit_code(str(runner.run()["outcome"]))
 

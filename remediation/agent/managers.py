@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import signal
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .commands import Command, CommandResult, execute
+from .commands import Command, CommandResult, NotDelivered, RpcCall, execute
 from .commands import ManagerError as ManagerError  # raised by parsers and managers alike
 from .locks import pid_alive
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .supervisor_rpc import Endpoint
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,23 @@ def parse_supervisor_status(output: str, name: str) -> ServiceState:
         if "no such process" in line.lower() and name in line:
             raise ManagerError(f"supervisor has no program named {name!r}")
     raise ManagerError(f"supervisorctl gave no status for {name!r}: {output.strip()[:200]!r}")
+
+
+#: supervisord's process states that count as running (``statename`` of getProcessInfo).
+SUPERVISOR_RUNNING = "RUNNING"
+
+
+def parse_supervisor_process_info(info: Any, name: str) -> ServiceState:
+    """Read ``supervisor.getProcessInfo(NAME)``'s answer: a struct with ``statename`` and ``pid``
+    (0 when there is no process), as supervisorctl's status line shows them."""
+    if not isinstance(info, dict) or not isinstance(info.get("statename"), str):
+        raise ManagerError(f"supervisord gave no process info for {name!r}: {str(info)[:200]!r}")
+    state = info["statename"]
+    raw_pid = info.get("pid")
+    pid = raw_pid if isinstance(raw_pid, int) and not isinstance(raw_pid, bool) and raw_pid > 0 else None
+    running = state == SUPERVISOR_RUNNING and pid is not None
+    raw = f"{info.get('name', name)} {state} {info.get('description', '')}".strip()
+    return ServiceState(running, pid if running else None, state, raw)
 
 
 def supervisor_restart_started(output: str, name: str) -> bool:
@@ -140,9 +160,28 @@ class Manager:
     def probe_answer(self, result: Optional[CommandResult]) -> str:
         raise NotImplementedError
 
+    def route(self) -> Dict[str, str]:
+        """Which way the manager is reached when it has more than one (the action record's
+        ``via`` and, for the second way, ``via_reason``); empty when it has one."""
+        return {}
+
+    def fall_back(self, reason: str) -> bool:
+        """A command could not be delivered (``reason``): use the other way from now on. Returns
+        whether there is another way."""
+        return False
+
 
 class SupervisorManager(Manager):
+    """supervisord, asked over its XML-RPC interface on its unix socket when the host's config
+    names one (no program is started for a status or a restart); otherwise, or when the socket
+    takes no calls, through ``supervisorctl`` as before. :meth:`route` says which, and why."""
+
     kind = "supervisor"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        super().__init__(options)
+        self._endpoint: Optional[Endpoint] = None
+        self._no_rpc = "" if self.options.get("supervisor_rpc", True) else "manager option supervisor_rpc is false"
 
     def _base(self) -> List[str]:
         argv = [str(self.options.get("supervisorctl", "supervisorctl"))]
@@ -151,17 +190,63 @@ class SupervisorManager(Manager):
             argv += ["-c", str(conf)]
         return argv
 
+    def endpoint(self) -> Optional[Endpoint]:
+        """supervisord's socket, read once from the config supervisorctl would read (a file read
+        and a stat: read-only); None when the calls go through supervisorctl."""
+        if self._no_rpc:
+            return None
+        if self._endpoint is None:
+            from .supervisor_rpc import find_endpoint
+
+            conf = self.options.get("supervisor_conf")
+            program = str(self.options.get("supervisorctl", "supervisorctl"))
+            self._endpoint = find_endpoint(str(conf) if conf else None, program)
+            self._no_rpc = self._endpoint.reason
+        return self._endpoint if not self._no_rpc else None
+
+    def route(self) -> Dict[str, str]:
+        if self.endpoint() is not None:
+            return {"via": "xmlrpc"}
+        return {"via": "supervisorctl", "via_reason": self._no_rpc}
+
+    def fall_back(self, reason: str) -> bool:
+        self._no_rpc = reason
+        return True
+
     def status_command(self, spec: ServiceSpec) -> Command:
+        endpoint = self.endpoint()
+        if endpoint is not None:
+            return Command.rpc(endpoint.socket, RpcCall("supervisor.getProcessInfo", (spec.name,)), auth=endpoint.auth)
         return Command.run(*self._base(), "status", spec.name)
 
     def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
+        if result.value is not None:  # an XML-RPC answer: the process info, or a fault
+            if result.exit_code != 0:
+                raise ManagerError(_fault_text(spec, result))
+            return parse_supervisor_process_info(result.value, spec.name)
         # supervisorctl exits 3 for a program that is not running; the text still says why.
         return parse_supervisor_status(result.output, spec.name)
 
     def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
+        endpoint = self.endpoint()
+        if endpoint is not None:
+            # What supervisorctl restart does (a stop, a "not running" is fine, then a start),
+            # each call waiting as supervisorctl's does: the start returns once the program is
+            # RUNNING (its startsecs passed), or with the fault that says why it is not.
+            return Command.rpc(
+                endpoint.socket,
+                RpcCall("supervisor.stopProcess", (spec.name, True), tolerate=("NOT_RUNNING",)),
+                RpcCall("supervisor.startProcess", (spec.name, True)),
+                auth=endpoint.auth,
+            )
         return Command.run(*self._base(), "restart", spec.name)
 
     def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
+        if result.value is not None:
+            if result.exit_code != 0:
+                raise ManagerError(_fault_text(spec, result))
+            stopped = "was not running" if "NOT_RUNNING" in result.output else "stopped"
+            return f"{spec.name}: {stopped}, started (XML-RPC)"
         # Restarting a stopped program prints "ERROR (not running)" for the stop half and
         # still starts it; success is the "NAME: started" line.
         code, out = result.exit_code, result.output
@@ -170,13 +255,29 @@ class SupervisorManager(Manager):
         return out.strip()
 
     def probe_command(self) -> Command:
+        endpoint = self.endpoint()
+        if endpoint is not None:
+            return Command.rpc(endpoint.socket, RpcCall("supervisor.getPID"), auth=endpoint.auth)
         return Command.run(*self._base(), "pid")
 
     def probe_answer(self, result: Optional[CommandResult]) -> str:
+        if result is not None and result.value is not None:
+            if result.exit_code != 0 or not isinstance(result.value, int):
+                raise ManagerError(f"supervisord is not answering: {result.output[:200]}")
+            return f"supervisord pid {result.value}"
         out = result.output.strip() if result is not None else ""
         if result is None or result.exit_code != 0 or not out.isdigit():
             raise ManagerError(f"supervisord is not answering: {out[:200]}")
         return f"supervisord pid {out}"
+
+
+def _fault_text(spec: ServiceSpec, result: CommandResult) -> str:
+    """An XML-RPC fault as an operator reads it: what was asked, what supervisord said."""
+    fault = result.value.get("fault", "?") if isinstance(result.value, dict) else "?"
+    asked = result.output.splitlines()[-1] if result.output else ""
+    if fault == "BAD_NAME":
+        return f"supervisor has no program named {spec.name!r} ({asked})"
+    return f"supervisord refused: {asked}"
 
 
 class SystemdManager(Manager):
@@ -329,15 +430,36 @@ def pidfile_status(spec: ServiceSpec) -> ServiceState:
     return ServiceState(pid is not None, pid, "RUNNING" if pid else "NOT RUNNING", detail)
 
 
+def run_command(
+    manager: Manager,
+    make: Callable[[], Optional[Command]],
+    on_command: Optional[Callable[[Command], None]] = None,
+) -> Optional[CommandResult]:
+    """Run the command ``make()`` yields (None: there is none). When it could not be delivered
+    at all (supervisord's socket takes no calls: nothing was done) and the manager has another
+    way, the command is made again that way and run. ``on_command`` sees each command just
+    before it runs, so a record names the command that ran."""
+    for attempt in (1, 2):
+        command = make()
+        if command is None:
+            return None
+        if on_command is not None:
+            on_command(command)
+        try:
+            return execute(command)
+        except NotDelivered as exc:
+            if attempt == 2 or not manager.fall_back(str(exc)):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def read_status(manager: Manager, spec: ServiceSpec) -> ServiceState:
-    """Run ``manager``'s status command for ``spec`` and read its answer."""
-    command = manager.status_command(spec)
-    if command is None:
-        return pidfile_status(spec)
-    return manager.parse_status(spec, execute(command))
+    """Run ``manager``'s status command for ``spec`` and read its answer (the pid file's, for a
+    manager without one)."""
+    result = run_command(manager, lambda: manager.status_command(spec))
+    return pidfile_status(spec) if result is None else manager.parse_status(spec, result)
 
 
 def probe(manager: Manager) -> str:
     """Whether ``manager`` is present and answering; raises ManagerError when it is not."""
-    command = manager.probe_command()
-    return manager.probe_answer(None if command is None else execute(command))
+    return manager.probe_answer(run_command(manager, manager.probe_command))

@@ -10,23 +10,28 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import VERSION, events
-from .apply import Recovery
 from .checkrun import CheckRun, run_check
 from .collect import cron_runs, deployment, send_files
+from .config import RunnerConfigError
 from .context import RunContext, hostname, now_iso
-from .gate import await_gate
 from .guards import BreakerState, breaker_states, read_hold, reset_breakers
 from .hostlock import HostBusy, HostLock
 from .journal import HostLog, adopt_legacy_state
 from .locks import LockDirError, LockVerdict, judge, probe_locks
-from .managers import ServiceSpec, make_manager
 from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
 from .signatures import load_signatures
 from .telemetry import at_finish, ping_start
 from .watch import ControllerGone, StopRequested
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .apply import Recovery
+
+#: The process managers a host may name (``managers.MANAGERS`` implements each; a test keeps the
+#: two equal). Checked here so that a healthy run need not load the managers at all.
+MANAGER_KINDS = ("process-compose", "signal", "supervisor", "systemd")
 
 
 class Runner:
@@ -36,17 +41,33 @@ class Runner:
         settings = ctx.settings
         self.ctx = ctx
         self.signatures = load_signatures(settings.signatures)
-        self.manager = make_manager(settings.manager, settings.manager_options)
-        self.services = {
-            name: ServiceSpec(
-                service=name,
-                name=str(spec.get("name", name)),
-                program=str(spec.get("program", "")),
-                pidfile=os.path.join(ctx.app_dir, str(spec.get("pidfile", ""))),
+        if settings.manager not in MANAGER_KINDS:
+            raise RunnerConfigError(
+                f"unknown process manager {settings.manager!r}; expected one of {', '.join(MANAGER_KINDS)}"
             )
-            for name, spec in settings.services.items()
-        }
-        self.recovery = Recovery(ctx, self.manager, self.services)
+        self.service_names = sorted(settings.services)
+        self._recovery: Optional[Recovery] = None
+
+    @property
+    def recovery(self) -> Recovery:
+        """The plan's actions and the manager that restarts services, loaded when a plan has
+        actions: a healthy host's run never imports the managers, their commands or xmlrpc."""
+        if self._recovery is None:
+            from .apply import Recovery
+            from .managers import ServiceSpec, make_manager
+
+            ctx, settings = self.ctx, self.ctx.settings
+            services = {
+                name: ServiceSpec(
+                    service=name,
+                    name=str(spec.get("name", name)),
+                    program=str(spec.get("program", "")),
+                    pidfile=os.path.join(ctx.app_dir, str(spec.get("pidfile", ""))),
+                )
+                for name, spec in settings.services.items()
+            }
+            self._recovery = Recovery(ctx, make_manager(settings.manager, settings.manager_options), services)
+        return self._recovery
 
     def run(self) -> Dict[str, Any]:
         ctx = self.ctx
@@ -61,7 +82,7 @@ class Runner:
                 "dry_run": ctx.dry_run,
                 "started_at": now_iso(ctx.started),
                 "app_dir": ctx.app_dir,
-                "manager": self.manager.kind,
+                "manager": ctx.settings.manager,
                 "check": os.path.basename(ctx.check_path),
                 "actions": [],
                 "files": [],
@@ -138,7 +159,7 @@ class Runner:
                 first.matches,
                 verdicts,
                 self.signatures,
-                sorted(self.services),
+                self.service_names,
                 settle_seconds=ctx.settings.settle_seconds,
                 force=job.force,
                 only=list(job.only),
@@ -147,7 +168,7 @@ class Runner:
             )
 
         plan = make_plan(dict(job.suppress))
-        record["plan"] = self.recovery.plan_record(plan)
+        record["plan"] = self._plan_record(plan)
         ctx.emit(events.plan(record["plan"]))
         after: Optional[CheckState] = None
         if plan.recover and job.defer and not ctx.dry_run:
@@ -156,8 +177,10 @@ class Runner:
         if plan.recover and job.gate and not ctx.dry_run:
             # Blast-radius guard in one session: hold here (lock kept, nothing changed) until the
             # controller has seen enough of the fleet to say which signatures are an incident.
+            from .gate import await_gate  # only a host with something to act on waits at the gate
+
             plan = make_plan(await_gate(ctx, first.matches))
-            record["plan"] = self.recovery.plan_record(plan)
+            record["plan"] = self._plan_record(plan)
             ctx.emit(events.plan(record["plan"]))
         if plan.recover and not ctx.dry_run:
             after = self._recover(plan, verdicts)
@@ -167,6 +190,11 @@ class Runner:
         outcome = final_outcome(before, after, dry_run=ctx.dry_run, held_back=plan.held_back)
         failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
         return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
+
+    def _plan_record(self, plan: Plan) -> Dict[str, Any]:
+        """The plan as recorded: each action with the command it runs (a plan with no action
+        needs no manager to describe it)."""
+        return self.recovery.plan_record(plan) if plan.actions else plan.to_dict()
 
     def _check(self, log_path: Optional[str]) -> CheckRun:
         ctx = self.ctx
@@ -200,7 +228,7 @@ class Runner:
         settings = self.ctx.settings
         return breaker_states(
             self.ctx.state_dir,
-            self.services,
+            self.service_names,
             now=time.time(),
             max_restarts=settings.restart_budget_max,
             window=settings.restart_budget_window,

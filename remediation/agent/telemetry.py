@@ -20,7 +20,6 @@ from . import BUNDLE_DIGEST
 from .context import RunContext
 from .metrics import metrics_dir, render_metrics, write_metrics
 from .outcomes import RUNNER_OK, runner_exit_code
-from .ping import send_ping
 
 
 def read_secrets(path: str) -> Tuple[Dict[str, str], Optional[str]]:
@@ -50,6 +49,8 @@ def ping_start(ctx: RunContext) -> None:
     """``/start`` for a cron run with a ping URL (so the service measures the run's duration)."""
     url = ctx.secrets.get("ping_url", "")
     if url and ctx.settings.runner == "cron" and not ctx.dry_run:
+        from .ping import send_ping  # urllib: loaded only by the runs that ping
+
         problem = send_ping(url, "start", f"{ctx.host} {ctx.run_id} starting")
         if problem:
             ctx.warn(problem)
@@ -72,6 +73,8 @@ def at_finish(ctx: RunContext, record: Dict[str, Any]) -> None:
         ctx.warn(problem)
     url = ctx.secrets.get("ping_url", "")
     if url and ctx.settings.runner == "cron":
+        from .ping import send_ping
+
         exit_code = 0 if record.get("outcome") in PING_OK else runner_exit_code(str(record.get("outcome")))
         body = f"{ctx.host} {ctx.run_id}: {record.get('outcome')}" + (
             f" - {record.get('reason')}" if record.get("reason") else ""

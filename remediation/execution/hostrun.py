@@ -104,11 +104,18 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
     return RunnerConfig(settings, fields, deploy)
 
 
+#: How the host's python starts the runner: isolated (``-I``: no PYTHON* variables, no user site,
+#: and no current directory on sys.path, so a stray ``json.py`` in the login directory cannot
+#: stand in for the standard library) and without ``site`` (``-S``: the runner needs nothing from
+#: site-packages, and the .pth files there cost every run start-up time). Python >= 3.4 has both.
+PYTHON_FLAGS = ("-I", "-S")
+
+
 def runner_invocation(host: HostSpec, job: JobOptions) -> tuple[str, dict[str, str]]:
     """The one command a host runs (its python with the runner script, every part quoted) and the
     secrets it is sent on stdin: nothing secret is on a command line, which ``ps`` shows to all."""
     config, secrets = runner_config(host, job).split_secrets()
-    return shlex.join([str(host.get("python")), "-c", build_runner(config)]), secrets
+    return shlex.join([str(host.get("python")), *PYTHON_FLAGS, "-c", build_runner(config)]), secrets
 
 
 def runner_command(host: HostSpec, job: JobOptions) -> str:

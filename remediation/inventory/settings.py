@@ -48,6 +48,7 @@ _PROGRAM = re.compile(r"^[A-Za-z0-9_./+@-]{1,200}$")
 _OPTION_KEYS = {
     "supervisorctl": "program",
     "supervisor_conf": "path",
+    "supervisor_rpc": "bool",
     "process_compose": "program",
     "process_compose_port": "port",
     "process_compose_socket": "path",
@@ -154,6 +155,8 @@ def _manager_options(value: Any) -> dict[str, Any]:
                 result[key] = _path(raw)
             elif kind == "port":
                 result[key] = _port(raw)
+            elif kind == "bool":
+                result[key] = _bool(raw)
             else:
                 result[key] = _choice("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR2")(raw)
         except SettingError as exc:

@@ -131,8 +131,10 @@ def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:
     from ..agent.managers import ManagerError, ServiceSpec, ServiceState, make_manager
 
     kind = lab.host(host).manager
-    # The same restart commands Guardian's managers yield, run inside the host.
-    manager = make_manager(kind, {"process_compose": PROCESS_COMPOSE} if kind == "process-compose" else {})
+    # The same restart commands Guardian's managers yield, run inside the host: supervisorctl's,
+    # not supervisord's socket, which would be looked for on this machine, not in the host.
+    options = {"process_compose": PROCESS_COMPOSE} if kind == "process-compose" else {"supervisor_rpc": False}
+    manager = make_manager(kind, options)
     for program, pid in bad.items():
         spec = ServiceSpec(program, program, "", "")
         try:

@@ -71,6 +71,11 @@ ActionResult = Annotated[str, OneOf(tuple(ACTION_RESULTS), description="agent/ou
 Sha256 = Annotated[str, Pattern("^[0-9a-f]{64}$")]
 
 
+#: A manager with two ways to be reached (supervisor: its socket, or supervisorctl) says which.
+VIA_DOC = "how the manager was reached: xmlrpc (supervisord's unix socket, no program run) or supervisorctl"
+VIA_REASON_DOC = "why supervisorctl and not the socket: the config names none, the socket is missing or refused"
+
+
 class PhaseRecord(TypedDict):
     """A phase the host's run entered, stamped by the controller when it read the event."""
 
@@ -110,9 +115,14 @@ class PlannedActionRecord(TypedDict):
     reason: str
     detail: NotRequired[dict[str, Any]]
     command: NotRequired[
-        Annotated[dict[str, Any], Doc("the command a real run would run: {argv: [...]} or {signal, pid}")]
+        Annotated[
+            dict[str, Any],
+            Doc("the command a real run would run: {argv: [...]}, {signal, pid} or XML-RPC calls {rpc: [...], socket}"),
+        ]
     ]
     command_error: NotRequired[Annotated[str, Doc("why no restart command can be built (e.g. no verified pid)")]]
+    via: NotRequired[Annotated[str, Doc(VIA_DOC)]]
+    via_reason: NotRequired[Annotated[str, Doc(VIA_REASON_DOC)]]
 
 
 class PlanRecord(TypedDict, total=False):
@@ -151,7 +161,14 @@ class ActionRecord(TypedDict):
     duration: NotRequired[float]
     at: NotRequired[str]
     t: NotRequired[float]
-    command: NotRequired[Annotated[dict[str, Any], Doc("the command that was run: {argv: [...]} or {signal, pid}")]]
+    command: NotRequired[
+        Annotated[
+            dict[str, Any],
+            Doc("the command that was run: {argv: [...]}, {signal, pid} or XML-RPC calls {rpc: [...], socket}"),
+        ]
+    ]
+    via: NotRequired[Annotated[str, Doc(VIA_DOC)]]
+    via_reason: NotRequired[Annotated[str, Doc(VIA_REASON_DOC)]]
     new_pid: NotRequired[int | None]
     confirmed: NotRequired[bool]
     content: NotRequired[Annotated[str, Doc("a removed lock's content (its first 512 characters)")]]

@@ -122,8 +122,9 @@ def action_summary(kind: object, target: object, result: str) -> str:
 
 
 def command_line(command: object) -> str:
-    """A command record (``{"argv": [...]}`` or ``{"signal": "SIGTERM", "pid": N}``) as a shell
-    would show it; nothing if there is none."""
+    """A command record (``{"argv": [...]}``, ``{"signal": "SIGTERM", "pid": N}`` or XML-RPC calls
+    ``{"rpc": [{"method", "args"}...], "socket": PATH}``) as an operator reads it: the shell line,
+    or the calls and the socket they went to (no program ran); nothing if there is none."""
     if not isinstance(command, Mapping):
         return ""
     argv = command.get("argv")
@@ -131,6 +132,14 @@ def command_line(command: object) -> str:
         return shlex.join(str(a) for a in argv)
     if command.get("signal") and command.get("pid") is not None:
         return f"kill -{str(command['signal']).removeprefix('SIG')} {command['pid']}"
+    calls = command.get("rpc")
+    if isinstance(calls, list) and calls:
+        shown = "; ".join(
+            f"{c.get('method')}({', '.join(repr(a) for a in c.get('args') or [])})"
+            for c in calls
+            if isinstance(c, Mapping)
+        )
+        return f"{shown} (XML-RPC on {command.get('socket')})"
     return ""
 
 

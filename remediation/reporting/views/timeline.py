@@ -116,9 +116,18 @@ def _action_item(action: ActionRecord) -> _Item:
         result=str(action.get("result")),
         detail=detail,
         why=str(action.get("reason") or ""),
-        ran=command_line(action.get("command")),
+        ran=_ran(action),
     )
     return _Item("action", when, row)
+
+
+def _ran(action: ActionRecord | PlannedActionRecord) -> str:
+    """The command an action ran, and why the manager was reached the second way when it was
+    (``supervisorctl``: supervisord's socket was not usable)."""
+    ran = command_line(action.get("command"))
+    if ran and action.get("via_reason"):
+        ran += f" (not XML-RPC: {action['via_reason']})"
+    return ran
 
 
 def _planned_item(action: PlannedActionRecord) -> _Item:
@@ -128,9 +137,7 @@ def _planned_item(action: PlannedActionRecord) -> _Item:
         Span(" "),
         Span(str(action.get("target")), "code"),
     )
-    ran = command_line(action.get("command")) or (
-        f"no command: {action['command_error']}" if action.get("command_error") else ""
-    )
+    ran = _ran(action) or (f"no command: {action['command_error']}" if action.get("command_error") else "")
     row = TimelineRow("planned", "", what, why=str(action.get("reason") or ""), ran=ran)
     return _Item("planned", None, row)
 
