@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from .identity import Identity, clean_environment
 from .signatures import MAX_LINE_CHARS, Signature, SignatureMatch, SignatureScanner
 from .watch import ControllerWatch
 
@@ -55,8 +56,10 @@ def run_check(
     signatures: List[Signature],
     log_path: Optional[str],
     watch: Optional[ControllerWatch] = None,
+    identity: Optional[Identity] = None,
 ) -> CheckRun:
-    """Run ``argv`` in ``cwd``; kill its whole process group if it outlives ``timeout``."""
+    """Run ``argv`` in ``cwd`` (as ``identity``: its uid and gid, no supplementary groups, a clean
+    environment); kill its whole process group if it outlives ``timeout``."""
     started = time.monotonic()
     scanner = SignatureScanner(signatures)
     if not os.path.isfile(argv[1] if len(argv) > 1 else argv[0]):
@@ -68,6 +71,9 @@ def run_check(
             log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         except OSError:
             log_fd = -1  # a symlinked or unwritable output log is never followed; the check still runs
+    as_user: Dict[str, Any] = {}
+    if identity is not None:  # Python 3.9's Popen: setgroups([]), setgid, then setuid in the child
+        as_user = {"user": identity.uid, "group": identity.gid, "extra_groups": []}
     try:
         proc = subprocess.Popen(
             argv,
@@ -77,7 +83,8 @@ def run_check(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=clean_environment(identity, cwd),
+            **as_user,
         )
     except OSError as exc:
         if log_fd >= 0:

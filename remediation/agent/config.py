@@ -108,6 +108,9 @@ class HostSettings:
     # Guardian's own files on the host: runner, config, manifest, secrets, state/ (relative to
     # the app dir, or absolute). Root trusts what is in it, so it must be root's (see trust).
     guardian_dir: str = field(default=".guardian", metadata=_SETTING)
+    # Who the health check runs as when the runner is root: "" the app dir's owner, "root", a
+    # user name or a numeric uid (see identity).
+    run_as: str = field(default="", metadata=_SETTING)
     journal_keep: int = 20  # how many cron-run journals a run brings home
 
     @classmethod
@@ -163,6 +166,7 @@ class DeployFields:
     runner_source: str = ""  # the script to install as guardian-runner.py; "": the deploying runner's own
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])
+    fix_permissions: bool = False  # deploy --fix-permissions: make what root trusts root's (shown by --dry-run)
     drift_check: bool = False  # deploy --check: a dry run whose outcome says "drifted" when anything differs
     # Written to <install dir>/secrets.json (mode 0600) for cron's runs: the ping URL. Never on the
     # command line: the controller sends them on stdin (see JobFields.secrets_on_stdin, split_secrets).

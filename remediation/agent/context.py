@@ -57,6 +57,7 @@ class RunContext:
         self.journal = Journal(self.journal_dir, self.run_id, enabled=not self.dry_run)
         self.created_files: List[str] = []
         self.secrets: Dict[str, str] = {}  # cron's, from secrets.json (the ping URL); never logged
+        self.installed_files: List[str] = []  # cron's: the runner, config.json and secrets.json it read
         self.watch = watch or ControllerWatch()
 
     def phase(self, name: str) -> None:

@@ -31,8 +31,10 @@ from .cronblock import (
     validate_schedule,
 )
 from .emit import Emit
+from .identity import IdentityError, resolve_run_as
 from .managers import ManagerError, make_manager, probe
 from .metrics import METRICS_FILE, metrics_dir
+from .trust import TrustProblem, refusal, root_reads, untrusted
 
 RUNNER_NAME = RUNNER_FILE
 CONFIG_NAME = "config.json"
@@ -129,6 +131,7 @@ class Installer:
         self.preflight: List[Dict[str, Any]] = []
         self.warnings: List[str] = []
         self.schedules: List[Dict[str, Any]] = []  # the schedules whose cron lines are installed
+        self.trust_fixes: List[TrustProblem] = []  # --fix-permissions: what pre-flight found
 
     # -- pre-flight ------------------------------------------------------------------------
 
@@ -154,10 +157,62 @@ class Installer:
                 logrotate or "not installed: the rule is installed but will not run until logrotate is",
                 fatal=False,
             )
+            self.check_trust()
         crontab = shutil.which("crontab")
         self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
         self.emit(events.preflight(self.preflight))
         return all(c["ok"] or not c["fatal"] for c in self.preflight)
+
+    def check_trust(self) -> None:
+        """Root will run the runner from the install dir, read its config there, run python and
+        (unless run_as drops to the app's user) the scheduled check scripts: none of it, nor any
+        directory above it, may be writable by another user (sshd's StrictModes rule)."""
+        try:
+            identity = resolve_run_as(self.settings.run_as, self.app_dir)
+        except IdentityError as exc:
+            self.check("run_as", False, str(exc))
+            return
+        paths = root_reads(guardian_dir=self.install_dir)
+        python = shutil.which(self.settings.python)
+        if python:
+            paths.append(os.path.realpath(python))
+        if identity is None:
+            for entry in self.schedules:
+                script = str(entry["check"])
+                paths.append(script if os.path.isabs(script) else os.path.join(self.app_dir, script))
+        problems = untrusted(paths, owners=(os.getuid(),))
+        who = f"checks run as {identity.describe()}" if identity else "checks run as this user"
+        if not problems:
+            self.check("trust", True, f"root-safe: {self.install_dir}, python; {who}")
+            return
+        unfixable = [p for p in problems if not self.fixable(p)]
+        if self.deploy.fix_permissions and not unfixable:
+            self.trust_fixes = problems
+            shown = "; ".join(p.describe() for p in problems)
+            self.check("trust", True, f"--fix-permissions will fix: {shown}")
+            return
+        detail = refusal(unfixable or problems, self.install_dir)
+        if self.deploy.fix_permissions:
+            detail = "--fix-permissions cannot fix these without taking them from their owner: " + detail
+        self.check("trust", False, detail)
+
+    @staticmethod
+    def fixable(problem: TrustProblem) -> bool:
+        """A mode can always be tightened; only a file (never a directory another user owns, such
+        as the bot's app dir, which it must keep writing to) is given to root."""
+        return problem.why.startswith("writable by") or not stat.S_ISDIR(problem.mode)
+
+    def apply_trust_fixes(self) -> None:
+        for problem in self.trust_fixes:
+            if not problem.why.startswith("writable by"):
+                self.record(problem.path, "chown", f"uid {problem.uid} -> {os.getuid()} ({problem.why})")
+                if not self.dry_run:
+                    os.chown(problem.path, os.getuid(), -1, follow_symlinks=False)
+            wanted = stat.S_IMODE(problem.mode) & ~(stat.S_IWGRP | stat.S_IWOTH)
+            if wanted != stat.S_IMODE(problem.mode):
+                self.record(problem.path, "chmod", f"{stat.S_IMODE(problem.mode):04o} -> {wanted:04o} (go-w)")
+                if not self.dry_run:
+                    os.chmod(problem.path, wanted)
 
     def check_schedule(self, entry: Dict[str, Any]) -> None:
         """A schedule whose script cron cannot run is refused, or skipped when it is optional
@@ -280,6 +335,7 @@ class Installer:
                 self.remove_install_dir()
             else:
                 new_cron = replace_block(current_cron, render_block(self.cron_entries()))
+                self.apply_trust_fixes()
                 self.ensure_dir(self.install_dir, 0o750)
                 self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
                 for entry in self.schedules:

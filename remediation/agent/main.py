@@ -114,6 +114,10 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             return EXIT_OK if record["outcome"] in DEPLOY_OK else EXIT_NOT_OK
         ctx = RunContext(runner_config, emit, watch)
         ctx.secrets = secrets
+        if opts["config"]:  # cron: the runner, its config and secrets are read as root
+            here = os.path.dirname(os.path.abspath(opts["config"]))
+            ctx.installed_files = [os.path.abspath(sys.argv[0]), os.path.abspath(opts["config"])]
+            ctx.installed_files.append(os.path.join(here, SECRETS_FILE))
         if job.action == "status":
             from .status import report_status
 

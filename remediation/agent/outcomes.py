@@ -19,6 +19,7 @@ DESCRIPTIONS: Dict[str, str] = {
     "degraded": "dry run: the check says degraded; nothing was changed",
     "unhealthy": "dry run: the check says unhealthy; nothing was changed",
     "busy": "another Guardian run held the host's lock",
+    "untrusted": "refused: a file root would run or read (or a directory above it) is writable by another user",
     "failed": "Guardian itself could not finish on this host (deadline, runner error)",
     "interrupted": "the operator stopped the run (Ctrl-C) or a signal stopped the runner",
     "unreachable": "no SSH session could be opened (or it was lost)",

@@ -19,11 +19,13 @@ from .config import RunnerConfigError
 from .context import RunContext, hostname, now_iso
 from .guards import BreakerState, breaker_states, read_hold, reset_breakers
 from .hostlock import HostBusy, HostLock
+from .identity import Identity, IdentityError, resolve_run_as
 from .journal import HostLog, adopt_legacy_state
 from .locks import LockDirError, LockVerdict, judge, probe_locks
 from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
 from .signatures import load_signatures
 from .telemetry import at_finish, ping_start
+from .trust import refusal, root_reads, untrusted
 from .watch import ControllerGone, StopRequested
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +47,7 @@ class Runner:
             raise RunnerConfigError(
                 f"unknown process manager {settings.manager!r}; expected one of {', '.join(MANAGER_KINDS)}"
             )
+        self.identity: Optional[Identity] = None  # who the check runs as (None: this runner)
         self.service_names = sorted(settings.services)
         self._recovery: Optional[Recovery] = None
 
@@ -92,6 +95,24 @@ class Runner:
         ping_start(ctx)
         if not os.path.isdir(ctx.app_dir):
             return self.finish("unexpected", f"app dir {ctx.app_dir} does not exist")
+        try:
+            self.identity = resolve_run_as(ctx.settings.run_as, ctx.app_dir)
+        except IdentityError as exc:
+            return self.finish("unexpected", str(exc))
+        problems = untrusted(
+            root_reads(
+                guardian_dir=ctx.guardian_dir,
+                check_path=ctx.check_path if self.identity is None else None,
+                files=ctx.installed_files,
+            ),
+            owners=(os.getuid(),),
+        )
+        if problems:
+            # Before anything is written or run: not the journal, the metrics, the check.
+            record["untrusted"] = [p.describe() for p in problems]
+            return self.finish("untrusted", refusal(problems, ctx.guardian_dir))
+        if self.identity is not None:
+            record["check_user"] = self.identity.describe()
         if not ctx.dry_run:
             os.makedirs(ctx.logs_dir, mode=0o750, exist_ok=True)
             os.makedirs(ctx.state_dir, mode=0o700, exist_ok=True)
@@ -207,6 +228,7 @@ class Runner:
             signatures=self.signatures,
             log_path=None if ctx.dry_run else log_path,
             watch=ctx.watch,
+            identity=self.identity,
         )
 
     def _lock_verdicts(self) -> List[LockVerdict]:
@@ -265,13 +287,14 @@ class Runner:
             duration=round(time.time() - ctx.started, 3),
         )
         ctx.log.write(f"Run {ctx.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
-        if os.path.isdir(ctx.app_dir):
+        trusted = outcome != "untrusted"  # an untrusted Guardian dir gets nothing written into it
+        if trusted and os.path.isdir(ctx.app_dir):
             at_finish(ctx, record)  # metrics and the end ping, whose problems the journal keeps
-        if os.path.isdir(ctx.state_dir):
+        if trusted and os.path.isdir(ctx.state_dir):
             ctx.write_journal()
         if not emit:
             return record
-        collect = not ctx.dry_run and ctx.job.collect
+        collect = not ctx.dry_run and ctx.job.collect and trusted
         if collect:
             record["cron_runs"] = cron_runs(ctx)
             record["self_heal"] = deployment(ctx)

@@ -121,3 +121,36 @@ def untrusted(paths: Iterable[str], *, owners: Iterable[int] = ()) -> List[Trust
                 seen.add(problem.path)
                 found.append(problem)
     return found
+
+
+def nearest_existing(path: str) -> str:
+    """``path``, or its nearest ancestor that exists (what a directory yet to be created would
+    inherit: whoever can write there can plant it)."""
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def root_reads(*, guardian_dir: str, check_path: Optional[str] = None, files: Sequence[str] = ()) -> List[str]:
+    """What a run must be able to trust before it acts: Guardian's own directory (its state and,
+    for cron, the runner, config and secrets in ``files``), and the health check when it runs
+    with the runner's privilege (``check_path``; None when it runs as the app's user)."""
+    paths = [nearest_existing(guardian_dir), *[f for f in files if os.path.lexists(f)]]
+    if check_path is not None and os.path.lexists(check_path):
+        paths.append(check_path)
+    return paths
+
+
+def refusal(problems: Sequence[TrustProblem], guardian_dir: str) -> str:
+    """The operator's message for a run or deploy that will not trust what it found."""
+    listed = "; ".join(p.describe() for p in problems)
+    return (
+        f"refusing to run as uid {os.geteuid()}: another user could change what it executes or reads: {listed}. "
+        "Fix the owner/mode (invoke deploy --fix-permissions shows and makes the changes), run the check "
+        f"as the app's user (run_as), or keep Guardian's files ({guardian_dir}) in a directory only root can write "
+        "(guardian_dir)"
+    )

@@ -202,6 +202,18 @@ def _ping_url(value: Any) -> str | None:
     return text
 
 
+def _run_as(value: Any) -> str:
+    """"" (the app dir's owner), "root", a user name or a numeric uid."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    text = _str(value, "a user name or a numeric uid")
+    if not (text.isdigit() or _USER.fullmatch(text)):
+        raise SettingError(f"expected a user name or a numeric uid, got {text!r}")
+    return text
+
+
 def _relative_dir(value: Any) -> str:
     """A directory, relative to the app dir or absolute; "" for the default."""
     return "" if value in (None, "") else _path(value)
@@ -267,6 +279,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "restart_budget_window": _seconds,
     "metrics_dir": _relative_dir,
     "guardian_dir": lambda v: check_cron_safe(_path(v), "guardian_dir"),
+    "run_as": _run_as,
     "self_heal_grace": _seconds,
     "ping_url": _ping_url,
 }

@@ -41,6 +41,7 @@ GLYPHS = {
     "degraded": "△",
     "unhealthy": "✕",
     "busy": "◐",
+    "untrusted": "⚠",
     "failed": "✖",
     "interrupted": "‖",
     "unreachable": "○",

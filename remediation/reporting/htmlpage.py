@@ -28,6 +28,7 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "unhealthy": ("#a40e26", "#ffebe9", "#fa4549"),
     "unexpected": ("#6639ba", "#fbefff", "#8250df"),
     "busy": ("#0550ae", "#ddf4ff", "#218bff"),
+    "untrusted": ("#a40e26", "#ffdcd7", "#a40e26"),
     "failed": ("#a40e26", "#ffdcd7", "#a40e26"),
     "interrupted": ("#8c1d73", "#ffeff7", "#bf3989"),
     "unreachable": ("#ffffff", "#a40e26", "#82071e"),

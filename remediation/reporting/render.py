@@ -36,6 +36,7 @@ OUTCOME_STYLE = {
     "unhealthy": "red",
     "unexpected": "bold magenta",
     "busy": "cyan",
+    "untrusted": "bold red",
     "failed": "bold red",
     "interrupted": "magenta",
     "unreachable": "bold red reverse",
