@@ -179,7 +179,8 @@ def test_systemd_commands() -> None:
         "systemctl",
         "show",
         "uw_flow",
-        "--property=MainPID,ActiveState,SubState,LoadState",
+        "--property=Id,LoadState,ActiveState,SubState,Result,MainPID,InvocationID,NRestarts,UnitFileState,"
+        "LoadError,ExecMainCode,ExecMainStatus,StateChangeTimestamp,StartLimitBurst,StartLimitIntervalUSec,Restart",
     )
     assert manager.restart_command(SPEC, RUNNING).argv == ("systemctl", "restart", "uw_flow")
     assert manager.probe_command().argv == ("systemctl", "is-system-running")

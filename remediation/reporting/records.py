@@ -112,6 +112,9 @@ class PlannedActionRecord(TypedDict):
     command: NotRequired[
         Annotated[dict[str, Any], Doc("the command a real run would run: {argv: [...]} or {signal, pid}")]
     ]
+    commands_before: NotRequired[
+        Annotated[list[dict[str, Any]], Doc("commands a real run would run first (systemctl reset-failed)")]
+    ]
     command_error: NotRequired[Annotated[str, Doc("why no restart command can be built (e.g. no verified pid)")]]
 
 
@@ -152,6 +155,15 @@ class ActionRecord(TypedDict):
     at: NotRequired[str]
     t: NotRequired[float]
     command: NotRequired[Annotated[dict[str, Any], Doc("the command that was run: {argv: [...]} or {signal, pid}")]]
+    commands_before: NotRequired[
+        Annotated[list[dict[str, Any]], Doc("commands run before it, in order (systemctl reset-failed)")]
+    ]
+    systemd: NotRequired[
+        Annotated[
+            dict[str, Any],
+            Doc("a systemd restart: the unit before and after (state, MainPID, InvocationID, NRestarts)"),
+        ]
+    ]
     new_pid: NotRequired[int | None]
     confirmed: NotRequired[bool]
     content: NotRequired[Annotated[str, Doc("a removed lock's content (its first 512 characters)")]]

@@ -116,9 +116,17 @@ def _action_item(action: ActionRecord) -> _Item:
         result=str(action.get("result")),
         detail=detail,
         why=str(action.get("reason") or ""),
-        ran=command_line(action.get("command")),
+        ran=_commands(action),
     )
     return _Item("action", when, row)
+
+
+def _commands(action: ActionRecord | PlannedActionRecord) -> str:
+    """The commands an action ran (or would run), as a shell would chain them:
+    ``systemctl reset-failed uw-daemon && systemctl restart uw-daemon``."""
+    before = action.get("commands_before") or []
+    lines = [command_line(c) for c in before] + [command_line(action.get("command"))]
+    return " && ".join(line for line in lines if line)
 
 
 def _planned_item(action: PlannedActionRecord) -> _Item:
@@ -128,9 +136,7 @@ def _planned_item(action: PlannedActionRecord) -> _Item:
         Span(" "),
         Span(str(action.get("target")), "code"),
     )
-    ran = command_line(action.get("command")) or (
-        f"no command: {action['command_error']}" if action.get("command_error") else ""
-    )
+    ran = _commands(action) or (f"no command: {action['command_error']}" if action.get("command_error") else "")
     row = TimelineRow("planned", "", what, why=str(action.get("reason") or ""), ran=ran)
     return _Item("planned", None, row)
 
