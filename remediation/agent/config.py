@@ -152,6 +152,7 @@ class DeployFields:
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
     install_dir: str = ".guardian"
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])
+    scheduler: str = "cron"  # what runs the schedules: "cron" (the crontab block) or "systemd-timer"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeployFields:

@@ -16,7 +16,7 @@ Names and meanings follow systemd's documentation (``systemd.unit(5)``, ``system
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 #: What Guardian reads of a unit, in one ``systemctl show`` call.
 SHOW_PROPERTIES = (
@@ -235,6 +235,19 @@ def judge(facts: UnitFacts) -> UnitVerdict:
             f"Guardian does not start a stopped unit: `systemctl start {unit}` if it should run",
         )
     return UnitVerdict(RESTART, f"{unit} is {facts.state}")
+
+
+def unit_preflight(props: Mapping[str, str], name: str) -> Tuple[bool, bool, str]:
+    """Deploy's pre-flight of one service's unit: (ok, fatal, detail). A unit systemd does not
+    have, or cannot load, fails it; a masked one is a warning (its restarts will be refused)."""
+    facts = UnitFacts.from_properties(props, unit_name(name))
+    verdict = judge(facts)
+    if verdict.verdict in (NOT_FOUND, BROKEN):
+        return False, True, verdict.reason
+    if verdict.verdict == MASKED:
+        return False, False, verdict.reason
+    enabled = f", {facts.unit_file_state}" if facts.unit_file_state else ""
+    return True, False, f"{facts.unit} {facts.load_state}{enabled}, {facts.state}"
 
 
 def _interval(usec: str) -> str:

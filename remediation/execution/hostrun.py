@@ -90,6 +90,7 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
         deploy = DeployFields(
             remove=job.remove,
             schedules=list(host.get("schedules")),
+            scheduler=str(host.get("scheduler")),
             cron_config=dataclasses.replace(settings, runner="cron"),
         )
     return RunnerConfig(settings, fields, deploy)

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "protected": False,
     # deploy: what cron runs on the host
     "schedules": copy.deepcopy(DEFAULT_SCHEDULES),
+    "scheduler": "cron",  # or "systemd-timer": the schedules as systemd timers instead of cron lines
 }
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:_-]{0,252})$")
@@ -234,6 +235,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "alert_keep": _count,
     "protected": _bool,
     "schedules": _schedules,
+    "scheduler": _choice("cron", "systemd-timer"),
     "restart_budget_max": _count,
     "restart_budget_window": _seconds,
 }
