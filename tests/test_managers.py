@@ -30,6 +30,7 @@ from remediation.agent.managers import (
     read_cmdline,
     supervisor_restart_started,
 )
+from remediation.agent.systemd import judge, parse_show
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MANAGER_FIXTURES = ("supervisor", "systemd", "process-compose")
@@ -100,8 +101,15 @@ PARSERS: dict[str, Any] = {
     "supervisor_status": lambda text, case: parse_supervisor_status(text, case["name"]),
     "supervisor_restart_started": lambda text, case: supervisor_restart_started(text, case["name"]),
     "systemctl_show": lambda text, case: parse_systemctl_show(text),
+    "systemd_unit": lambda text, case: unit_summary(text),
     "process_compose_get": lambda text, case: parse_process_compose_get(text, case["name"]),
 }
+
+
+def unit_summary(text: str) -> dict[str, Any]:
+    """A recorded ``systemctl show``: what Guardian reads of the unit, and what it would do."""
+    facts = parse_show(text)
+    return {"running": facts.running, "pid": facts.main_pid, "state": facts.state, "verdict": judge(facts).verdict}
 
 
 def recorded_outputs() -> list[Path]:
