@@ -11,8 +11,10 @@ point) -> ``sequence`` (lock, check, plan, act, settle, verify) with ``context``
 share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure decision),
 ``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
 ``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
-talk to the controller. ``deploy``, ``cronblock``, ``hostlock`` and ``maintenance`` (hold and
-release) are the other actions' parts; ``bootstrap`` is the one-file script all of it travels in.
+talk to the controller. ``systemd`` holds what a unit's ``systemctl show`` means and whether it
+may be restarted (the systemd manager's pure half). ``deploy``, ``cronblock``, ``timers`` (systemd
+timers, the other scheduler), ``hostlock`` and ``maintenance`` (hold and release) are the other
+actions' parts; ``bootstrap`` is the one-file script all of it travels in.
 """
 
 import os
