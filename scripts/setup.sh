@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openssh-server openssh-client supervisor cron logrotate iproute2 procps util-linux python3 python3-yaml chromium)
+APT_PACKAGES=(openssh-server openssh-client supervisor cron logrotate iproute2 procps util-linux systemd python3 python3-yaml chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -15,7 +15,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian starts no services in containers; the lab starts its own sshd/cron/supervisord per host.
+# Debian starts no services in containers; the lab starts its own sshd/cron/supervisord per host,
+# or boots systemd itself as a lab host's PID 1 (systemctl talks to it over its private socket:
+# no D-Bus daemon is needed).
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

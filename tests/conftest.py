@@ -92,6 +92,7 @@ def _lab_supported() -> str | None:
         "ssh-keygen",
         "/usr/sbin/cron",
         "supervisord",
+        "/lib/systemd/systemd",
     ):
         if shutil.which(tool) is None:
             return f"the lab fleet needs {tool}"

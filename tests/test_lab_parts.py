@@ -67,7 +67,7 @@ def test_host_assignment_addresses_and_private_hosts(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="itself private"):
         lab._assign(3, None, {"h02": "h01", "h03": "h02"})
     with pytest.raises(ValueError, match="unknown manager"):
-        lab._assign(1, ["systemd"], {})
+        lab._assign(1, ["upstart"], {})
 
 
 def test_the_generated_inventory_is_a_guardian_inventory(tmp_path: Path) -> None:

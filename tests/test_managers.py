@@ -33,6 +33,7 @@ from remediation.agent.managers import (
     supervisor_restart_started,
 )
 from remediation.agent.supervisor_rpc import FAULT_NAMES, parse_endpoint
+from remediation.agent.systemd import judge, parse_show
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MANAGER_FIXTURES = ("supervisor", "systemd", "process-compose")
@@ -121,8 +122,15 @@ PARSERS: dict[str, Any] = {
     "supervisor_endpoint": lambda text, case: endpoint(text, case["config"]),
     "supervisor_restart_started": lambda text, case: supervisor_restart_started(text, case["name"]),
     "systemctl_show": lambda text, case: parse_systemctl_show(text),
+    "systemd_unit": lambda text, case: unit_summary(text),
     "process_compose_get": lambda text, case: parse_process_compose_get(text, case["name"]),
 }
+
+
+def unit_summary(text: str) -> dict[str, Any]:
+    """A recorded ``systemctl show``: what Guardian reads of the unit, and what it would do."""
+    facts = parse_show(text)
+    return {"running": facts.running, "pid": facts.main_pid, "state": facts.state, "verdict": judge(facts).verdict}
 
 
 def recorded_outputs() -> list[Path]:
@@ -206,7 +214,8 @@ def test_systemd_commands() -> None:
         "systemctl",
         "show",
         "uw_flow",
-        "--property=MainPID,ActiveState,SubState,LoadState",
+        "--property=Id,LoadState,ActiveState,SubState,Result,MainPID,InvocationID,NRestarts,UnitFileState,"
+        "LoadError,ExecMainCode,ExecMainStatus,StateChangeTimestamp,StartLimitBurst,StartLimitIntervalUSec,Restart",
     )
     assert manager.restart_command(SPEC, RUNNING).argv == ("systemctl", "restart", "uw_flow")
     assert manager.probe_command().argv == ("systemctl", "is-system-running")

@@ -106,9 +106,13 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
     from ``healthy`` to ``faulty`` for the rest of the process's life.
     """
     _, state, logs = app_paths()
+    log = Logger(os.path.join(logs, log_file))
+    if os.path.exists(os.path.join(state, ".fault_crash_" + name)):
+        # lab fault crash-loop: this daemon dies at every start, as one whose upstream is gone would
+        log(f"{name}: crash-loop fault: exiting with status 3 at start")
+        return 3
     pid_path = os.path.join(state, pid_file)
     status_path = os.path.join(state, status_file)
-    log = Logger(os.path.join(logs, log_file))
     pid = os.getpid()
     status = {"pid": pid, "started_at": time.time(), "status": healthy, "heartbeat": time.time()}
 

@@ -9,6 +9,8 @@ Kinds:
   stale-lock  write state/metadata.lock holding a dead pid, mtime 2 h ago
   live-lock   start a detached holder of state/orders.lock (flock); says its pid
   kill        SIGKILL the UW daemon
+  crash-loop  touch state/.fault_crash_uw-daemon and SIGKILL the UW daemon: it exits 3 at every
+              start from then on (a systemd unit with Restart= loops until its start limit)
   hang        touch state/.fault_hang (health check hangs)
   flood       touch state/.fault_flood (health check floods stdout)
   slow-stop   touch state/.fault_slow_stop (daemons take 3 s to exit on SIGTERM, as one
@@ -30,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from applib import APP_DIR, app_paths, pid_alive, read_json, read_pid, write_atomic
 
-KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
+KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "crash-loop", "hang", "flood", "slow-stop", "reset")
 HOLDER_FILE = ".live_lock_holder.pid"
 
 
@@ -105,7 +107,7 @@ def hold(lock):
 
 
 def reset(state):
-    for name in (".fault_hang", ".fault_flood", ".fault_slow_stop", "metadata.lock"):
+    for name in (".fault_hang", ".fault_flood", ".fault_slow_stop", ".fault_crash_uw-daemon", "metadata.lock"):
         path = os.path.join(state, name)
         if os.path.exists(path):
             os.unlink(path)
@@ -143,6 +145,13 @@ def main(argv=None):
     if args.kind == "sip":
         return signal_daemon(state, "trading_bot.json", "main.py", signal.SIGUSR1, "trading bot")
     if args.kind == "kill":
+        return signal_daemon(state, "uw_daemon.json", "uw_flow_daemon.py", signal.SIGKILL, "UW daemon")
+    if args.kind == "crash-loop":
+        with open(os.path.join(state, ".fault_crash_uw-daemon"), "a"):
+            pass
+        print("touched state/.fault_crash_uw-daemon")
+        if daemon_pid(state, "uw_daemon.json", "uw_flow_daemon.py") is None:
+            return 0
         return signal_daemon(state, "uw_daemon.json", "uw_flow_daemon.py", signal.SIGKILL, "UW daemon")
     if args.kind == "stale-lock":
         return stale_lock(state)

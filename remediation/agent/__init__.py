@@ -12,10 +12,12 @@ share), ``checkrun``, ``signatures``, ``locks``, ``guards``, ``plan`` (the pure 
 ``gate``, ``apply`` (the actions), ``managers`` (the commands a process manager would run) and
 ``commands`` (the executor that runs them), ``journal`` and ``collect``; ``emit`` and ``watch``
 talk to the controller; ``telemetry`` writes each run's Prometheus metrics (``metrics``) and
-pings a dead man's switch (``ping``). ``deploy``, ``cronblock``, ``hostlock``, ``maintenance``
-(hold and release) and ``status`` (read-only: cron runs, manifest, drift) are the other actions'
-parts, with ``cronexpr`` and ``missed`` (when cron should have fired); ``bootstrap`` is the
-one-file script all of it travels in.
+pings a dead man's switch (``ping``). ``systemd`` holds what a unit's ``systemctl show`` means and
+whether it may be restarted (the systemd manager's pure half); ``identity`` is who the check runs
+as and ``trust`` whether root may trust a path. ``deploy``, ``cronblock``, ``timers`` (systemd
+timers, the other scheduler), ``hostlock``, ``maintenance`` (hold and release) and ``status``
+(read-only: cron runs, manifest, drift) are the other actions' parts, with ``cronexpr`` and
+``missed`` (when cron should have fired); ``bootstrap`` is the one-file script all of it travels in.
 """
 
 import os

@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from . import events
-from .commands import Command, ManagerError
+from .commands import Command, ManagerError, execute
 from .context import RunContext, hostname, now_iso
 from .guards import record_restart
 from .locks import LockVerdict, remove_lock
@@ -41,11 +41,22 @@ class Recovery:
         if action.kind != "restart" or action.target not in self.services:
             return {}
         spec = self.services[action.target]
+        # A manager whose word is the state (systemd) is asked; the others' pid files suffice.
+        current = self.status(spec) if self.manager.authoritative else pidfile_status(spec)
         try:
-            command = self.manager.restart_command(spec, pidfile_status(spec))
+            refusal = self.manager.refusal(spec, current)
+            if refusal:
+                return {"command_error": refusal}
+            described: Dict[str, Any] = {
+                "command": self.manager.restart_command(spec, current).to_dict(),
+                **self.manager.route(),
+            }
         except ManagerError as exc:
             return {"command_error": str(exc)}
-        return {"command": command.to_dict(), **self.manager.route()}
+        prelude = self.manager.restart_prelude(spec, current)
+        if prelude:
+            described["commands_before"] = [c.to_dict() for c in prelude]
+        return described
 
     def plan_record(self, plan: Plan) -> Dict[str, Any]:
         """The plan as the record, the events and a dry run show it: each action with its command."""
@@ -92,17 +103,23 @@ class Recovery:
                     )
                     ctx.log.write(f"Cleared stale lock {action.target}: {outcome} ({action.reason})")
                 elif action.kind == "restart":
-                    # An attempt counts against the budget whether or not it succeeds, and it is
-                    # counted first, so the breaker and the record agree even if this run dies here.
-                    record_restart(
-                        ctx.state_dir,
-                        action.target,
-                        now=time.time(),
-                        window=ctx.settings.restart_budget_window,
-                    )
-                    new_pid, detail = self._restart(action, result)
-                    restarted[action.target] = new_pid
-                    result.update(result="ok", detail=detail, new_pid=new_pid)
+                    before = self.status(self.services[action.target])
+                    refusal = self.manager.refusal(self.services[action.target], before)
+                    if refusal:  # the manager's state forbids it (a masked unit...): nothing is done
+                        result.update(result="refused", detail=refusal)
+                        ctx.log.write(f"NOT restarting {action.target}: {refusal}")
+                    else:
+                        # An attempt counts against the budget whether or not it succeeds, and it is
+                        # counted first, so the breaker and the record agree even if this run dies here.
+                        record_restart(
+                            ctx.state_dir,
+                            action.target,
+                            now=time.time(),
+                            window=ctx.settings.restart_budget_window,
+                        )
+                        new_pid, detail = self._restart(action, result, before)
+                        restarted[action.target] = new_pid
+                        result.update(result="ok", detail=detail, new_pid=new_pid)
                 elif action.kind == "breaker_open":
                     path = self._write_alert(action, name=f"guardian_breaker_{action.target}")
                     result.update(
@@ -125,12 +142,25 @@ class Recovery:
             ctx.emit(events.action(result))
         return restarted
 
-    def _restart(self, action: PlannedAction, result: Dict[str, Any]) -> Tuple[Optional[int], str]:
-        """Restart through the manager and wait for a new pid. The command actually run, and the
-        way the manager was reached (``via``), go into the action's record before it runs."""
+    def _restart(
+        self, action: PlannedAction, result: Dict[str, Any], before: ServiceState
+    ) -> Tuple[Optional[int], str]:
+        """Restart through the manager and wait for a new pid. The commands actually run
+        (``commands_before``, ``command``), and the way the manager was reached (``via``), go into
+        the action's record before they run."""
         ctx = self.ctx
         spec = self.services[action.target]
-        before = self.status(spec)
+        prelude = self.manager.restart_prelude(spec, before)
+        if prelude:
+            result["commands_before"] = [c.to_dict() for c in prelude]
+        first = ""
+        for step in prelude:  # e.g. systemctl reset-failed, for a unit at its start limit
+            done = execute(step)
+            shown = " ".join(step.argv)
+            if done.exit_code != 0:
+                raise ManagerError(f"{shown} failed (exit {done.exit_code}): {done.output.strip()}")
+            ctx.log.write(f"Before restarting {action.target}: ran {shown}")
+            first += f"ran {shown}; "
 
         def record(command: Command) -> None:
             shown = command.to_dict()
@@ -155,7 +185,10 @@ class Recovery:
         while True:
             state = self.status(spec)
             if state.running and state.pid is not None and state.pid != before.pid:
-                return state.pid, f"{answer}; pid {before.pid} -> {state.pid}"
+                facts = self.manager.restart_facts(spec, before, state)
+                result.update(facts)
+                note = "".join(f"; {v['note']}" for v in facts.values() if isinstance(v, dict) and v.get("note"))
+                return state.pid, f"{first}{answer}; pid {before.pid} -> {state.pid}{note}"
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -170,7 +203,7 @@ class Recovery:
         """The service's state: from its pid file when that names a live process running the
         configured program (a few syscalls), else from the process manager (supervisord's socket:
         one request; a ``supervisorctl`` call costs about a third of a CPU-second)."""
-        if spec.program and spec.pidfile and os.path.basename(spec.pidfile):
+        if not self.manager.authoritative and spec.program and spec.pidfile and os.path.basename(spec.pidfile):
             quick = pidfile_status(spec)
             if quick.running:
                 return ServiceState(True, quick.pid, "RUNNING (pid file)", quick.raw)

@@ -166,6 +166,7 @@ class DeployFields:
     runner_source: str = ""  # the script to install as guardian-runner.py; "": the deploying runner's own
     cron_config: HostSettings = field(default_factory=HostSettings)  # config.json: the runner's settings, nothing more
     logrotate_patterns: List[str] = field(default_factory=lambda: ["guardian*.log"])
+    scheduler: str = "cron"  # what runs the schedules: "cron" (the crontab block) or "systemd-timer"
     fix_permissions: bool = False  # deploy --fix-permissions: make what root trusts root's (shown by --dry-run)
     drift_check: bool = False  # deploy --check: a dry run whose outcome says "drifted" when anything differs
     # Written to <install dir>/secrets.json (mode 0600) for cron's runs: the ping URL. Never on the

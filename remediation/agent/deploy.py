@@ -32,8 +32,10 @@ from .cronblock import (
 )
 from .emit import Emit
 from .identity import IdentityError, resolve_run_as
-from .managers import ManagerError, make_manager, probe
+from .managers import Manager, ManagerError, ServiceSpec, make_manager, probe, read_status
 from .metrics import METRICS_FILE, metrics_dir
+from .systemd import unit_preflight
+from .timers import TimerDeploy, render_units
 from .trust import TrustProblem, refusal, root_reads, untrusted
 
 RUNNER_NAME = RUNNER_FILE
@@ -83,10 +85,20 @@ def script_problem(path: str) -> Optional[str]:
     return None
 
 
-def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict[str, Any]]) -> List[str]:
-    """The crontab entries: each schedule runs the installed runner; plus daily log rotation."""
+def runner_argv(python: str, install_dir: str, check: str) -> List[str]:
+    """How a schedule (a cron line or a timer's service) runs the installed runner for ``check``."""
     runner = os.path.join(install_dir, RUNNER_NAME)
     config = os.path.join(install_dir, CONFIG_NAME)
+    return [python, runner, "--config", config, "--runner", "cron", "--format", "text", "--check", check]
+
+
+def logrotate_argv(install_dir: str) -> List[str]:
+    """Guardian's own log rotation, with its own state file (no system directory is touched)."""
+    return ["logrotate", "-s", os.path.join(install_dir, LOGROTATE_STATE), os.path.join(install_dir, LOGROTATE_NAME)]
+
+
+def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict[str, Any]]) -> List[str]:
+    """The crontab entries: each schedule runs the installed runner; plus daily log rotation."""
     for value, what in ((app_dir, "app dir"), (python, "python"), (install_dir, "install dir")):
         check_cron_safe(value, what)
     lines = []
@@ -94,14 +106,9 @@ def cron_lines(app_dir: str, python: str, install_dir: str, schedules: List[Dict
         schedule = validate_schedule(entry["schedule"])
         check = check_cron_safe(entry["check"], "check script")
         log = check_cron_safe(entry["log"], "log file")
-        argv = [python, runner, "--config", config, "--runner", "cron", "--format", "text", "--check", check]
+        argv = runner_argv(python, install_dir, check)
         lines.append(f"{schedule} cd {_q(app_dir)} && {' '.join(_q(a) for a in argv)} >> {_q(log)} 2>&1")
-    rotate = [
-        "logrotate",
-        "-s",
-        os.path.join(install_dir, LOGROTATE_STATE),
-        os.path.join(install_dir, LOGROTATE_NAME),
-    ]
+    rotate = logrotate_argv(install_dir)
     lines.append(f"17 0 * * * {' '.join(_q(a) for a in rotate)} >/dev/null 2>&1")
     return lines
 
@@ -132,6 +139,8 @@ class Installer:
         self.warnings: List[str] = []
         self.schedules: List[Dict[str, Any]] = []  # the schedules whose cron lines are installed
         self.trust_fixes: List[TrustProblem] = []  # --fix-permissions: what pre-flight found
+        self.scheduler = self.deploy.scheduler  # "cron" (the crontab block) or "systemd-timer"
+        self.timers = TimerDeploy(self)
 
     # -- pre-flight ------------------------------------------------------------------------
 
@@ -148,8 +157,14 @@ class Installer:
             try:
                 manager = make_manager(self.settings.manager, self.settings.manager_options)
                 self.check(f"process manager {manager.kind}", True, probe(manager))
+                if manager.authoritative:  # systemd: every service's unit, as systemd loads it
+                    self.check_units(manager)
             except ManagerError as exc:
                 self.check(f"process manager {self.settings.manager}", False, str(exc))
+            if self.scheduler == "systemd-timer":
+                self.timers.preflight()
+            elif self.scheduler != "cron":
+                self.check("scheduler", False, f"unknown scheduler {self.scheduler!r}: cron or systemd-timer")
             logrotate = shutil.which("logrotate")
             self.check(
                 "logrotate",
@@ -159,7 +174,13 @@ class Installer:
             )
             self.check_trust()
         crontab = shutil.which("crontab")
-        self.check("crontab", crontab is not None, crontab or "the crontab command is not installed")
+        # Timers need no cron; a crontab is then only read to take an earlier cron deploy's block out.
+        self.check(
+            "crontab",
+            crontab is not None,
+            crontab or "the crontab command is not installed",
+            fatal=self.scheduler == "cron",
+        )
         self.emit(events.preflight(self.preflight))
         return all(c["ok"] or not c["fatal"] for c in self.preflight)
 
@@ -234,6 +255,30 @@ class Installer:
                 f"{path} {problem} (schedule {entry['name']} is required: install the script, "
                 "point its `check` elsewhere, or mark the schedule `optional: true`)",
             )
+
+    def check_units(self, manager: Manager) -> None:
+        """Each service's unit as systemd has it loaded: a missing or broken unit fails pre-flight,
+        a masked one is a warning (Guardian will refuse to restart it until it is unmasked)."""
+        for service, spec in sorted(self.settings.services.items()):
+            name = str(spec.get("name", service))
+            try:
+                state = read_status(manager, ServiceSpec(service, name, "", ""))
+                ok, fatal, detail = unit_preflight(state.props, name)
+            except ManagerError as exc:
+                ok, fatal, detail = False, True, str(exc)
+            self.check(f"unit {name}", ok, detail, fatal=fatal)
+            if not ok and not fatal:
+                self.warnings.append(f"unit {name}: {detail}")
+
+    def timer_units(self) -> Dict[str, str]:
+        """The timer and service unit files (``scheduler: systemd-timer``)."""
+        python, install_dir = self.settings.python, self.install_dir
+        return render_units(
+            app_dir=self.app_dir,
+            schedules=self.schedules,
+            runner_argv=lambda check: runner_argv(python, install_dir, check),
+            logrotate_argv=logrotate_argv(install_dir),
+        )
 
     def cron_entries(self) -> List[str]:
         """The lines of the crontab block: the schedules that passed pre-flight, and logrotate."""
@@ -323,9 +368,12 @@ class Installer:
             return self.finish("preflight-failed", "; ".join(f"{c['check']}: {c['detail']}" for c in failed))
         self.emit(events.phase("remove" if self.remove else "install"))
         try:
-            current_cron = self.read_crontab()
+            has_crontab = shutil.which("crontab") is not None
+            current_cron = self.read_crontab() if has_crontab else ""
+            timers = self.scheduler == "systemd-timer"
             if self.remove:
                 new_cron = replace_block(current_cron, None)
+                self.timers.remove()  # whichever scheduler an earlier deploy used
                 for path in self.installed_paths():
                     self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
@@ -334,7 +382,8 @@ class Installer:
                 self.remove_file(os.path.join(metrics, METRICS_FILE))
                 self.remove_install_dir()
             else:
-                new_cron = replace_block(current_cron, render_block(self.cron_entries()))
+                # One scheduler at a time: switching takes the other one's entries out.
+                new_cron = replace_block(current_cron, None if timers else render_block(self.cron_entries()))
                 self.apply_trust_fixes()
                 self.ensure_dir(self.install_dir, 0o750)
                 self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
@@ -352,7 +401,12 @@ class Installer:
                     self.remove_file(os.path.join(self.install_dir, SECRETS_NAME))  # pings turned off
                 self.check_logrotate()
                 self.tighten_permissions()
-            self.ensure_crontab(current_cron, new_cron)
+                if timers:
+                    self.timers.install(self.timer_units())
+                else:
+                    self.timers.remove()
+            if has_crontab:
+                self.ensure_crontab(current_cron, new_cron)
         except (OSError, ValueError, ScheduleError, subprocess.SubprocessError) as exc:
             return self.finish("failed", str(exc))
         changed = [c for c in self.changes if c["action"] != "unchanged"]

@@ -97,7 +97,7 @@ def planned(step: Mapping[str, Any]) -> Event:
         "result": PLANNED,
         "reason": step["reason"],
     }
-    for key in ("command", "command_error"):
+    for key in ("command", "commands_before", "command_error"):
         if key in step:
             event[key] = step[key]
     return event

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import systemd
 from .commands import Command, CommandResult, NotDelivered, RpcCall, execute
 from .commands import ManagerError as ManagerError  # raised by parsers and managers alike
 from .locks import pid_alive
@@ -42,9 +43,14 @@ class ServiceState:
     pid: Optional[int]
     state: str
     raw: str = ""
+    #: What the manager said, as properties (systemd: ``systemctl show``'s), for the report.
+    props: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """As a report keeps it (``raw`` already holds what ``props`` was read from)."""
+        data = asdict(self)
+        data.pop("props")
+        return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,20 +96,15 @@ def supervisor_restart_started(output: str, name: str) -> bool:
 
 
 def parse_systemctl_show(output: str) -> ServiceState:
-    """Parse ``systemctl show UNIT --property=MainPID,ActiveState,SubState,LoadState``."""
-    props: Dict[str, str] = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key.strip()] = value.strip()
+    """Parse ``systemctl show UNIT --property=...`` (``Key=value`` lines, see
+    :data:`.systemd.SHOW_PROPERTIES`); a unit systemd does not have is a ManagerError."""
+    props = systemd.parse_properties(output)
     if props.get("LoadState") == "not-found":
         raise ManagerError("systemd has no such unit (LoadState=not-found)")
     if "ActiveState" not in props:
         raise ManagerError(f"systemctl show gave no ActiveState: {output.strip()[:200]!r}")
-    main_pid = props.get("MainPID", "0")
-    pid = int(main_pid) if main_pid.isdigit() and int(main_pid) > 0 else None
-    state = f"{props['ActiveState']}/{props.get('SubState', '?')}"
-    return ServiceState(props["ActiveState"] == "active" and pid is not None, pid, state, output)
+    facts = systemd.UnitFacts.from_properties(props)
+    return ServiceState(facts.running, facts.main_pid, facts.state, output, props)
 
 
 def parse_process_compose_get(output: str, name: str) -> ServiceState:
@@ -169,6 +170,21 @@ class Manager:
         """A command could not be delivered (``reason``): use the other way from now on. Returns
         whether there is another way."""
         return False
+
+    #: Whether a service's state comes from the manager alone (its pid file is not trusted for it).
+    authoritative = False
+
+    def refusal(self, spec: ServiceSpec, current: ServiceState) -> Optional[str]:
+        """Why ``spec`` must not be restarted now (the manager's own state forbids it), or None."""
+        return None
+
+    def restart_prelude(self, spec: ServiceSpec, current: ServiceState) -> List[Command]:
+        """Commands a restart must run first, in order (none for most managers)."""
+        return []
+
+    def restart_facts(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> Dict[str, Any]:
+        """What the action's record keeps of a restart beyond its pids; empty for most managers."""
+        return {}
 
 
 class SupervisorManager(Manager):
@@ -281,32 +297,89 @@ def _fault_text(spec: ServiceSpec, result: CommandResult) -> str:
 
 
 class SystemdManager(Manager):
+    """systemd: ``systemctl show`` for the state, ``systemctl restart`` to restart.
+
+    The state is systemd's alone (``MainPID``, ``ActiveState/SubState``), so a restart is
+    confirmed by systemd. Before a restart the unit is judged (:func:`.systemd.judge`): a unit
+    that is missing, masked, broken or stopped by an operator is not restarted; one at its start
+    limit gets ``systemctl reset-failed`` first.
+    """
+
     kind = "systemd"
+    authoritative = True
 
     def status_command(self, spec: ServiceSpec) -> Command:
-        return Command.run("systemctl", "show", spec.name, "--property=MainPID,ActiveState,SubState,LoadState")
+        properties = ",".join(systemd.SHOW_PROPERTIES)
+        return Command.run("systemctl", "show", spec.name, f"--property={properties}")
 
     def parse_status(self, spec: ServiceSpec, result: CommandResult) -> ServiceState:
-        return parse_systemctl_show(result.output)
+        props = systemd.parse_properties(result.output)
+        if result.exit_code != 0 or "LoadState" not in props:
+            out = result.output.strip()[:300]
+            raise ManagerError(f"systemctl show {spec.name} failed (exit {result.exit_code}): {out}")
+        facts = systemd.UnitFacts.from_properties(props, systemd.unit_name(spec.name))
+        return ServiceState(facts.running, facts.main_pid, facts.state, result.output, props)
+
+    def _facts(self, spec: ServiceSpec, state: ServiceState) -> Optional[systemd.UnitFacts]:
+        if not state.props:
+            return None
+        return systemd.UnitFacts.from_properties(state.props, systemd.unit_name(spec.name))
+
+    def refusal(self, spec: ServiceSpec, current: ServiceState) -> Optional[str]:
+        facts = self._facts(spec, current)
+        if facts is None:
+            return None
+        verdict = systemd.judge(facts)
+        return verdict.reason if verdict.refused else None
+
+    def restart_prelude(self, spec: ServiceSpec, current: ServiceState) -> List[Command]:
+        facts = self._facts(spec, current)
+        if facts is not None and systemd.judge(facts).verdict == systemd.RESET_FAILED:
+            return [Command.run("systemctl", "reset-failed", spec.name)]
+        return []
 
     def restart_command(self, spec: ServiceSpec, current: ServiceState) -> Command:
         return Command.run("systemctl", "restart", spec.name)
 
     def restart_answer(self, spec: ServiceSpec, result: CommandResult) -> str:
         if result.exit_code != 0:
-            raise ManagerError(
-                f"systemctl restart {spec.name} failed (exit {result.exit_code}): {result.output.strip()}"
-            )
+            out = result.output.strip()
+            hint = ""
+            if "too often" in out or "start-limit" in out or "control process" in out:
+                # A start refused by the start limit is reported by systemctl as the unit's last
+                # failure ("the control process exited with error code"), not as the limit.
+                hint = f" (or systemd's start limit refused it: `systemctl reset-failed {spec.name}` clears it)"
+            raise ManagerError(f"systemctl restart {spec.name} failed (exit {result.exit_code}){hint}: {out}")
         return result.output.strip() or "restarted"
+
+    def restart_facts(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> Dict[str, Any]:
+        old, new = self._facts(spec, before), self._facts(spec, after)
+        if old is None or new is None:
+            return {}
+        verdict = systemd.judge(old)
+        reset = verdict.verdict == systemd.RESET_FAILED
+        note = systemd.restart_note(old, new)
+        return {
+            "systemd": {
+                "before": old.summary(),
+                "after": new.summary(),
+                "reset_failed": reset,
+                "note": f"{verdict.reason}; {note}" if reset else note,
+            }
+        }
 
     def probe_command(self) -> Command:
         return Command.run("systemctl", "is-system-running")
 
     def probe_answer(self, result: Optional[CommandResult]) -> str:
         out = result.output.strip() if result is not None else ""
-        if result is None or result.exit_code not in (0, 1):  # 1: degraded, still answering
-            raise ManagerError(f"systemd is not answering: {out[:200]}")
-        return f"systemd {out}"
+        # is-system-running exits 1 for "degraded" (a unit failed) and "starting": still answering.
+        # "offline" means systemd is not this host's init: nothing to manage.
+        state = out.splitlines()[-1].strip() if out else ""
+        answering = ("running", "degraded", "starting", "initializing", "maintenance")
+        if result is None or result.exit_code not in (0, 1) or state not in answering:
+            raise ManagerError(f"systemd is not answering: {out[:200] or 'no answer'}")
+        return f"systemd {state}"
 
 
 class ProcessComposeManager(Manager):

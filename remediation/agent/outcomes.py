@@ -71,6 +71,8 @@ ACTION_RESULTS: Dict[str, str] = {
     "failed": "tried and did not work; the detail says why",
     "skipped": "nothing to do by the time it ran (a lock already gone, an unknown kind)",
     "blocked": "not done: the service's restart budget is spent (breaker open)",
+    "refused": "not done: the process manager says the service must not be restarted now (a systemd "
+    "unit missing, masked, broken or stopped by an operator); the detail says what to do",
     "planned": "dry run: what a real run would do",
     "started": "begun on the host; its result has not come back (yet)",
     "interrupted": "begun on the host, but the session was cut before its result came back",

@@ -98,6 +98,7 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
             remove=job.remove,
             drift_check=job.drift_check,
             schedules=list(host.get("schedules")),
+            scheduler=str(host.get("scheduler")),
             cron_config=dataclasses.replace(settings, runner="cron"),
             secrets={"ping_url": str(ping)} if ping else {},
         )

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "ping_url": None,
     # deploy: what cron runs on the host
     "schedules": copy.deepcopy(DEFAULT_SCHEDULES),
+    "scheduler": "cron",  # or "systemd-timer": the schedules as systemd timers instead of cron lines
 }
 
 #: Settings whose value is a secret: never printed (``invoke inventory``), logged or reported.
@@ -203,7 +204,7 @@ def _ping_url(value: Any) -> str | None:
 
 
 def _run_as(value: Any) -> str:
-    """"" (the app dir's owner), "root", a user name or a numeric uid."""
+    """ "" (the app dir's owner), "root", a user name or a numeric uid."""
     if value in (None, ""):
         return ""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -275,6 +276,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "alert_keep": _count,
     "protected": _bool,
     "schedules": _schedules,
+    "scheduler": _choice("cron", "systemd-timer"),
     "restart_budget_max": _count,
     "restart_budget_window": _seconds,
     "metrics_dir": _relative_dir,

@@ -2,7 +2,9 @@
 
 ``fleet`` (the Lab: up, down, status, exec) over ``procs`` (PIDs, namespaces), ``network``
 (bridge, namespaces, private links), ``hostfiles`` (what each host and its clients get) and
-``faults``; ``hostinit`` is PID 1 inside a host; ``tasks`` are ``invoke lab.*``.
+``faults``; ``hostinit`` is PID 1 inside a host (or, on a systemd host, prepares the container
+real systemd boots in); ``sysd`` powers systemd hosts off and removes their cgroups; ``tasks``
+are ``invoke lab.*``.
 
 The names are loaded on first use, so ``invoke --list`` (which imports the lab's tasks) does not
 pay for the whole lab module."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .fleet import Lab
 
 #: The kinds ``lab_fault.py`` knows (its ``KINDS``), run inside the host.
-APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "hang", "flood", "slow-stop", "reset")
+APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "crash-loop", "hang", "flood", "slow-stop", "reset")
 #: Every fault kind, in the order the README and ``invoke lab.fault --help`` list them.
 FAULTS = (*APP_FAULTS[:-1], "sshd-down", "cron-down", "reset")
 
@@ -42,6 +42,9 @@ def inject(lab: Lab, host: str, kind: str) -> str:
         while time.monotonic() < deadline and lab.banner(h, timeout=0.5) is not None:
             time.sleep(0.05)
         return f"{host}: killed sshd (pid {pid})"
+    if kind == "cron-down" and h.manager == "systemd":  # cron is a unit there: cron.service
+        lab.exec(host, ["systemctl", "stop", "cron.service"])
+        return f"{host}: stopped cron.service; scheduled runs no longer happen"
     if kind == "cron-down":
         pid = cron_pid(lab, host)
         if pid is None:
@@ -57,7 +60,13 @@ def inject(lab: Lab, host: str, kind: str) -> str:
     out = proc.stdout + proc.stderr
     if kind == "reset":
         out += _heal_daemons(lab, host)
-        sshd_down, cron_down = sshd_pid(lab, host) is None, cron_pid(lab, host) is None
+        sshd_down = sshd_pid(lab, host) is None
+        if h.manager == "systemd":  # sshd and cron are units there: ssh.service, cron.service
+            if sshd_down:
+                lab.exec(host, ["systemctl", "start", "ssh.service"], check=False)
+            lab.exec(host, ["systemctl", "start", "cron.service"], check=False)  # a no-op when it runs
+            return out
+        cron_down = cron_pid(lab, host) is None
         if sshd_down or cron_down:
             os.kill(lab.init_pid(host), signal.SIGUSR1)  # the host's init restarts what is down
             deadline = time.monotonic() + 10
@@ -128,6 +137,7 @@ def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:
     bad = _unhealthy_daemons(lab, host)
     if not bad:
         return ""
+    from ..agent.commands import CommandResult
     from ..agent.managers import ManagerError, ServiceSpec, ServiceState, make_manager
 
     kind = lab.host(host).manager
@@ -137,14 +147,23 @@ def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:
     manager = make_manager(kind, options)
     for program, pid in bad.items():
         spec = ServiceSpec(program, program, "", "")
+        current = ServiceState(pid is not None, pid, "faulty")
+        status = manager.status_command(spec) if manager.authoritative else None
+        if status is not None:  # systemd: its own state says what the restart needs first
+            answer = lab.exec(host, list(status.argv), check=False)
+            try:
+                current = manager.parse_status(spec, CommandResult(answer.returncode, answer.stdout + answer.stderr))
+            except ManagerError:
+                pass
         try:
-            command = manager.restart_command(spec, ServiceState(pid is not None, pid, "faulty"))
+            steps = [*manager.restart_prelude(spec, current), manager.restart_command(spec, current)]
         except ManagerError:
             continue  # signal style, daemon dead: its respawner brings it back by itself
-        if command.signal:
-            lab.exec(host, ["kill", f"-{command.signal.removeprefix('SIG')}", str(command.pid)], check=False)
-        else:
-            lab.exec(host, list(command.argv), check=False)
+        for command in steps:
+            if command.signal:
+                lab.exec(host, ["kill", f"-{command.signal.removeprefix('SIG')}", str(command.pid)], check=False)
+            else:
+                lab.exec(host, list(command.argv), check=False)
     deadline = time.monotonic() + timeout
     while _unhealthy_daemons(lab, host):
         if time.monotonic() > deadline:

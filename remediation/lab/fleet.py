@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import faults, hostfiles, network, procs
+from . import faults, hostfiles, network, procs, sysd
 from .model import (
     APP_DIR,
     DAEMON_PIDFILES,
@@ -278,6 +278,10 @@ class Lab:
         """Stop every recorded host and remove namespaces and links; idempotent."""
         data = self._load()
         recs = data.get("hosts", [])
+        # A systemd PID 1 re-executes itself on SIGTERM: power those hosts off first.
+        sysd.power_off(
+            [p for r in recs if r.get("manager") == "systemd" for p in self._recorded_pids(r)[:1]],
+        )
         if recs:
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(recs))) as pool:
                 list(pool.map(lambda rec: procs.stop(self._recorded_pids(rec)), recs))
@@ -290,6 +294,9 @@ class Lab:
             for r in recs
         ):
             time.sleep(0.05)
+        left = sysd.remove_cgroups(self.prefix, [r["netns"] for r in recs if r.get("manager") == "systemd"])
+        if left:
+            raise LabError(f"lab down: cgroups still in use: {', '.join(left)}")
         self.state_path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ status

@@ -9,6 +9,12 @@ that ``Lab.up`` created inside the host's network namespace::
 HOSTDIR are bind-mounted over the shared system paths, then sshd, cron and the manager
 are started.  PID 1 reaps zombies; SIGTERM stops everything; SIGUSR1 restarts sshd if
 it is not running.
+
+A ``systemd`` host instead becomes a container for real systemd (:func:`boot_systemd`):
+after the same private mounts it moves into a cgroup of its own, enters a cgroup namespace,
+makes ``/proc/sys`` read-only, hides the machine's generators and console, and ``exec``s
+``/lib/systemd/systemd --system`` as the host's PID 1 (``container=other``). systemd then
+starts sshd, cron and the app's units from the host's private ``/etc/systemd/system``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
 MS_BIND = 4096
+MNT_DETACH = 2
+CLONE_NEWCGROUP = 0x02000000
 
 #: Inside path -> path under HOSTDIR bind-mounted over it (directories, then files).
 BIND_DIRS = (
@@ -37,8 +50,16 @@ BIND_DIRS = (
     "/etc/supervisor",
     "/etc/cron.d",
     "/usr/local/bin",
+    "/etc/systemd",
 )
-BIND_FILES = ("/etc/crontab",)
+#: Files bind-mounted when HOSTDIR has them (/etc/machine-id and /etc/hostname: systemd hosts).
+BIND_FILES = ("/etc/crontab", "/etc/machine-id", "/etc/hostname")
+
+#: systemd as a systemd host's PID 1, and what it must not see of the machine.
+SYSTEMD = "/lib/systemd/systemd"
+GENERATORS = "/usr/lib/systemd/system-generators"
+#: Where a systemd host's cgroup lives in the machine's cgroup2 hierarchy (plus its namespace).
+CGROUP_PARENT = "guardian-lab"
 
 SSHD_PIDFILE = "/run/sshd.pid"
 INIT_STATE = "/run/lab-init.json"
@@ -53,11 +74,19 @@ def _log(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _bind(source: str, target: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    kind = fstype.encode() if fstype else None
+    if _libc().mount(source.encode(), target.encode(), kind, flags, None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"bind mount {source} -> {target}: {os.strerror(err)}")
+        raise OSError(err, f"mount {source} -> {target} ({fstype or 'bind'}): {os.strerror(err)}")
+
+
+def _bind(source: str, target: str) -> None:
+    _mount(source, target, None, MS_BIND)
 
 
 def setup_mounts(hostdir: Path) -> None:
@@ -207,6 +236,54 @@ class Init:
                     time.sleep(0.05)
 
 
+def enter_own_cgroup(path: str) -> None:
+    """Move this process into cgroup ``path`` of the machine's cgroup2 hierarchy, then into a
+    cgroup namespace rooted there, with ``/sys/fs/cgroup`` showing only that subtree: systemd
+    manages its own tree, as under systemd-nspawn, and never the machine's (or another host's)."""
+    cgroot = "/sys/fs/cgroup"  # in this mount namespace: the host's own sysfs, nothing mounted yet
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    _mount("cgroup2", cgroot, "cgroup2", flags)
+    own = os.path.join(cgroot, path)
+    os.makedirs(own, exist_ok=True)
+    with open(os.path.join(own, "cgroup.procs"), "w") as fh:
+        fh.write("0\n")
+    libc = _libc()
+    if libc.unshare(CLONE_NEWCGROUP) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWCGROUP): {os.strerror(err)}")
+    if libc.umount2(cgroot.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {cgroot}: {os.strerror(err)}")
+    _mount("cgroup2", cgroot, "cgroup2", flags)
+
+
+def seal_for_systemd(hostdir: Path) -> None:
+    """What a container manager does before systemd starts: ``/proc/sys`` read-only (no sysctl
+    reaches the machine), no generators (nothing from the machine's fstab or init scripts), and
+    ``/dev/console`` a sink (no emergency shell or status line on the machine's console)."""
+    _bind("/proc/sys", "/proc/sys")
+    _mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    empty = hostdir / "empty"
+    empty.mkdir(exist_ok=True)
+    if os.path.isdir(GENERATORS):
+        _bind(str(empty), GENERATORS)
+    if os.path.exists("/dev/console"):
+        _bind("/dev/null", "/dev/console")
+
+
+def boot_systemd(hostdir: Path, conf: dict[str, Any]) -> None:
+    """Become the container systemd boots in, then ``exec`` it as this host's PID 1."""
+    setup_mounts(hostdir)
+    socket.sethostname(conf["name"])
+    prepare_dirs()
+    seal_for_systemd(hostdir)
+    enter_own_cgroup(conf["cgroup"])
+    os.chdir("/")
+    env = {"container": "other", "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
+    _log(f"exec {SYSTEMD} --system (cgroup {conf['cgroup']})")
+    os.execve(SYSTEMD, [SYSTEMD, "--system", "--log-target=console", "--show-status=false"], env)  # noqa: S606
+
+
 def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
@@ -215,6 +292,8 @@ def main(argv: list[str]) -> int:
     """Entry point: ``hostinit.py HOSTDIR``."""
     hostdir = Path(argv[1]).resolve()
     conf: dict[str, Any] = json.loads((hostdir / "host.json").read_text())
+    if conf["manager"] == "systemd":
+        boot_systemd(hostdir, conf)  # does not return
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     init = Init(hostdir, conf)

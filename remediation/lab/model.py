@@ -16,7 +16,7 @@ DEFAULT_WORKDIR = REPO / ".lab"
 DEFAULT_INVENTORY = REPO / "inventory" / "lab.yml"
 DEFAULT_APP_SOURCE = REPO / "examples" / "stock-bot"
 
-MANAGERS = ("supervisor", "process-compose", "signal")
+MANAGERS = ("supervisor", "process-compose", "signal", "systemd")
 DEFAULT_MANAGER_CYCLE = ("supervisor", "process-compose", "signal", "supervisor", "supervisor", "supervisor")
 
 HOST_PYTHON = "/usr/bin/python3"
@@ -33,6 +33,7 @@ MANAGER_MARKERS = {
     "supervisor": "supervisord",
     "process-compose": "process-compose",
     "signal": "deploy_supervisor.py",
+    "systemd": "/lib/systemd/systemd",
 }
 #: The environment of every process the lab starts inside a host.
 HOST_ENV = {

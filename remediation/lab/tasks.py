@@ -27,14 +27,20 @@ def _lab(workdir: str | None) -> Any:
 @task(
     help={
         "hosts": "how many droplets (default 4)",
-        "managers": "comma list of managers, cycled",
+        "manager": "one manager for every host: supervisor, process-compose, signal or systemd",
+        "managers": "comma list of managers, cycled over the hosts (a mixed fleet)",
         "behind": "comma list NAME=GATEWAY (e.g. h04=h01): NAME gets no route from here, only via GATEWAY",
         "workdir": "lab folder",
     }
 )
-def up(c: Any, hosts: int = 4, managers: str = "", behind: str = "", workdir: str | None = None) -> None:
+def up(
+    c: Any, hosts: int = 4, manager: str = "", managers: str = "", behind: str = "", workdir: str | None = None
+) -> None:
     """Bring up N lab droplets (own netns, PID ns, mounts, sshd, cron, process manager)."""
     lab = _lab(workdir)
+    if manager and managers:
+        raise Exit("lab.up: give --manager or --managers, not both", code=3)
+    cycle = [m for m in (managers or manager).split(",") if m]
     private: dict[str, str] = {}
     for item in filter(None, (i.strip() for i in behind.split(","))):
         name, sep, gateway = item.partition("=")
@@ -42,7 +48,8 @@ def up(c: Any, hosts: int = 4, managers: str = "", behind: str = "", workdir: st
             raise Exit(f"--behind: expected NAME=GATEWAY, got {item!r}", code=3)
         private[name] = gateway
     try:
-        started = lab.up(int(hosts), managers=[m for m in managers.split(",") if m] or None, behind=private)
+        chosen = [cycle[i % len(cycle)] for i in range(int(hosts))] if cycle else None
+        started = lab.up(int(hosts), managers=chosen, behind=private)
     except ValueError as exc:
         raise Exit(f"lab.up: {exc}", code=3) from None
     console = Console()

@@ -132,7 +132,7 @@ mark.hit { background: #5a4a00; color: #ffe58f; padding: 0 2px; border-radius: 2
 .guards { border: 1px solid #d4a72c; background: #fff8c5; border-radius: 6px; padding: 6px 12px; margin: 8px 0; }
 .guards h3 { margin-top: 4px; color: #7d4e00; }
 .warn { color: #7d4e00; }
-.r-ok { color: #1a7f37; font-weight: 600; } .r-failed, .r-blocked { color: #cf222e; font-weight: 600; }
+.r-ok { color: #1a7f37; font-weight: 600; } .r-failed, .r-blocked, .r-refused { color: #cf222e; font-weight: 600; }
 .r-skipped, .r-planned { color: var(--muted); font-weight: 600; }
 .r-started { color: #9a6700; font-weight: 600; } .r-interrupted { color: #8c1d73; font-weight: 600; }
 .r-warning { color: #7d4e00; font-weight: 600; }

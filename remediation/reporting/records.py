@@ -120,6 +120,9 @@ class PlannedActionRecord(TypedDict):
             Doc("the command a real run would run: {argv: [...]}, {signal, pid} or XML-RPC calls {rpc: [...], socket}"),
         ]
     ]
+    commands_before: NotRequired[
+        Annotated[list[dict[str, Any]], Doc("commands a real run would run first (systemctl reset-failed)")]
+    ]
     command_error: NotRequired[Annotated[str, Doc("why no restart command can be built (e.g. no verified pid)")]]
     via: NotRequired[Annotated[str, Doc(VIA_DOC)]]
     via_reason: NotRequired[Annotated[str, Doc(VIA_REASON_DOC)]]
@@ -169,6 +172,15 @@ class ActionRecord(TypedDict):
     ]
     via: NotRequired[Annotated[str, Doc(VIA_DOC)]]
     via_reason: NotRequired[Annotated[str, Doc(VIA_REASON_DOC)]]
+    commands_before: NotRequired[
+        Annotated[list[dict[str, Any]], Doc("commands run before it, in order (systemctl reset-failed)")]
+    ]
+    systemd: NotRequired[
+        Annotated[
+            dict[str, Any],
+            Doc("a systemd restart: the unit before and after (state, MainPID, InvocationID, NRestarts)"),
+        ]
+    ]
     new_pid: NotRequired[int | None]
     confirmed: NotRequired[bool]
     content: NotRequired[Annotated[str, Doc("a removed lock's content (its first 512 characters)")]]

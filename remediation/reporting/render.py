@@ -64,6 +64,7 @@ RESULT_STYLE = {
     "skipped": "dim",
     "planned": "yellow",
     "blocked": "bold red",
+    "refused": "bold red",
     "started": "yellow",
     "interrupted": "magenta",
 }

@@ -102,6 +102,7 @@ RESULT_MARKS: Mapping[str, ResultMark] = {
     "skipped": ResultMark("-"),
     "planned": ResultMark("?"),
     "blocked": ResultMark("✗", spelled=True),
+    "refused": ResultMark("✗", spelled=True),
     "started": ResultMark("…", spelled=True),
     "interrupted": ResultMark("✗", spelled=True),
 }
@@ -153,6 +154,9 @@ def action_phrase(action: ActionRecord) -> str:
             span = f" in {window:g} s" if isinstance(window, (int, float)) else ""
             return f"restart of {target} blocked: breaker open ({len(breaker['recent'])} restarts{span})"
         return f"restart of {target} blocked: breaker open"
+    if result == "refused":  # the detail's first clause says why: "uw-daemon.service is masked ..."
+        why = str(action.get("detail") or "").split(";", 1)[0].split(" (", 1)[0]
+        return f"restart of {target} refused: {why}" if why else f"restart of {target} refused"
     if result != "ok":
         return f"{kind} {target}: {result}"
     return {
@@ -163,7 +167,8 @@ def action_phrase(action: ActionRecord) -> str:
 
 
 def _blocked(action: ActionRecord) -> bool:
-    return action.get("kind") == "breaker_open" or action.get("result") == "blocked"
+    """A restart Guardian held back: its breaker was open, or its manager refused it."""
+    return action.get("kind") == "breaker_open" or action.get("result") in ("blocked", "refused")
 
 
 def recap_reason(host: HostReport | HostRecord) -> str:

@@ -116,15 +116,18 @@ def _action_item(action: ActionRecord) -> _Item:
         result=str(action.get("result")),
         detail=detail,
         why=str(action.get("reason") or ""),
-        ran=_ran(action),
+        ran=_commands(action),
     )
     return _Item("action", when, row)
 
 
-def _ran(action: ActionRecord | PlannedActionRecord) -> str:
-    """The command an action ran, and why the manager was reached the second way when it was
-    (``supervisorctl``: supervisord's socket was not usable)."""
-    ran = command_line(action.get("command"))
+def _commands(action: ActionRecord | PlannedActionRecord) -> str:
+    """The commands an action ran (or would run), as a shell would chain them
+    (``systemctl reset-failed uw-daemon && systemctl restart uw-daemon``), and why the manager was
+    reached the second way when it was (``supervisorctl``: supervisord's socket was not usable)."""
+    before = action.get("commands_before") or []
+    lines = [command_line(c) for c in before] + [command_line(action.get("command"))]
+    ran = " && ".join(line for line in lines if line)
     if ran and action.get("via_reason"):
         ran += f" (not XML-RPC: {action['via_reason']})"
     return ran
@@ -137,7 +140,7 @@ def _planned_item(action: PlannedActionRecord) -> _Item:
         Span(" "),
         Span(str(action.get("target")), "code"),
     )
-    ran = _ran(action) or (f"no command: {action['command_error']}" if action.get("command_error") else "")
+    ran = _commands(action) or (f"no command: {action['command_error']}" if action.get("command_error") else "")
     row = TimelineRow("planned", "", what, why=str(action.get("reason") or ""), ran=ran)
     return _Item("planned", None, row)
 
