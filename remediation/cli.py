@@ -138,6 +138,7 @@ def _request(
         webhook=webhook or os.environ.get(WEBHOOK_ENV) or None,
         max_fail_percent=_num(max_fail_percent),
         last_run_file=LAST_RUN_FILE,
+        report_keep=config.report_keep,
         **options,
     )
     if blast_radius is not None:
@@ -215,6 +216,8 @@ def recover(
     | {
         "dry_run": "show per host what would change (crontab diff, files, modes); change nothing",
         "remove": "take Guardian's crontab block and installed files out again",
+        "fix_permissions": "make what root runs or reads root's (chmod go-w; files chowned to root); "
+        "with --dry-run, show what it would change",
         "check": "drift check: per host, does everything match what deploy would write now? "
         "Changes nothing; exit 2 when a host drifted",
     },
@@ -228,6 +231,7 @@ def deploy(
     inventory: list[str] | None = None,
     dry_run: bool = False,
     remove: bool = False,
+    fix_permissions: bool = False,
     check: bool = False,
     forks: int = 32,
     accept_new_host_keys: bool = False,
@@ -338,6 +342,7 @@ def inventory(c: Any, hosts: str, inventory: list[str] | None = None, ssh_config
         "history": "the fleet's outcomes across runs, cron runs included; flapping hosts flagged",
         "json": "print the run's report.json (docs/report.schema.json) instead of the recap",
         "reports": f"report folder (default: the last run's from this directory, else {CONFIG_FILE}'s, else reports/)",
+        "prune": f"delete the oldest runs beyond {CONFIG_FILE}'s report_keep (default 200) now",
     }
 )
 @_guard
@@ -348,6 +353,7 @@ def report(
     history: bool = False,
     reports: str | None = None,
     json: bool = False,
+    prune: bool = False,
 ) -> int:
     """Show a run's recap (the last one started here), one host's timeline and files, or the history."""
     return jobs.show_report(
@@ -358,6 +364,7 @@ def report(
         json_output=json,
         config=load_config(),
         last_run_file=LAST_RUN_FILE,
+        prune=prune,
     )
 
 

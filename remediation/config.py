@@ -9,6 +9,7 @@ flags, nothing else. Every key is optional::
     rules: rules/extra.yaml                       # a path or a list of paths   (--rules)
     reports: /var/lib/guardian/reports            # a path                       (--reports)
     ssh_config: ~/.ssh/guardian.config            # a path, '' for none          (--ssh-config)
+    report_keep: 200                              # runs kept in reports/ (0: all) (report --prune)
 
 A flag given on the command line wins over the file, and the file over the built-in defaults. A
 relative path is relative to the file's directory; ``~`` is expanded. An unknown key or a value
@@ -28,6 +29,8 @@ from .inventory.yamlfile import KeyPath, LocatedYaml, dotted, load_located
 CONFIG_FILE = "guardian.yaml"
 DEFAULT_INVENTORY = Path("inventory")
 DEFAULT_REPORTS = Path("reports")
+#: How many runs the report folder keeps by default (the oldest go after each run).
+DEFAULT_REPORT_KEEP = 200
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 #: The keys guardian.yaml takes and what each holds (for messages).
 CONFIG_KEYS = {
@@ -35,6 +38,7 @@ CONFIG_KEYS = {
     "reports": "a path",
     "rules": "a path or a list of paths",
     "ssh_config": "a path, or '' for none",
+    "report_keep": "a whole number of runs to keep (0: keep every run)",
 }
 
 
@@ -47,6 +51,7 @@ class GuardianConfig:
     rules: tuple[Path, ...] | None = None
     reports: Path | None = None
     ssh_config: str | None = None  # "" means: use no ssh_config file
+    report_keep: int = DEFAULT_REPORT_KEEP  # runs kept in the report folder; 0: all
 
     def inventory_paths(self, flag: Sequence[str] | None) -> list[Path]:
         """``--inventory`` if given, else the file's ``inventory``, else ``inventory/``."""
@@ -105,6 +110,10 @@ def load_config(directory: Path = Path(".")) -> GuardianConfig:
             raise _error(doc, (key,), f"unknown setting {key!r}; {CONFIG_FILE} takes {expected}")
         if key in ("inventory", "rules"):
             values[key] = tuple(_path(directory, item) for item in _paths(doc, key, value))
+        elif key == "report_keep":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _error(doc, (key,), f"expected {CONFIG_KEYS[key]}, got {_kind(value)} {value!r}")
+            values[key] = value
         elif key == "reports":
             values[key] = _path(directory, _text(doc, (key,), value, allow_empty=False))
         else:

@@ -54,6 +54,7 @@ class FleetRequest:
     json_output: bool = False
     remove: bool = False  # deploy --remove
     drift_check: bool = False  # deploy --check
+    fix_permissions: bool = False  # deploy --fix-permissions
     serial: str | None = None  # rolling: "2" or "25%"
     max_fail_percent: float | None = None
     blast_percent: float = 50.0
@@ -64,6 +65,7 @@ class FleetRequest:
     hold_seconds: float = 0.0
     hold_reason: str = ""
     last_run_file: Path | None = None  # record the run here for `invoke report` (the CLI: cwd)
+    report_keep: int = 0  # runs the report folder keeps (guardian.yaml's report_keep); 0: all
 
 
 ONLY_ALIASES = {"uw": "uw_socket", "sip": "alpaca_sip_delay", "alpaca": "alpaca_sip_delay"}
@@ -135,6 +137,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         action=action,
         remove=request.remove,
         drift_check=request.drift_check,
+        fix_permissions=request.fix_permissions,
         reset_breaker=request.reset_breaker,
         hold_seconds=request.hold_seconds,
         hold_reason=request.hold_reason,
@@ -154,6 +157,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         "overrides": {k: v for k, v in request.overrides.items() if v is not None},
         "remove": request.remove,
         "drift_check": request.drift_check,
+        "fix_permissions": request.fix_permissions,
         "serial": request.serial,
         "max_fail_percent": request.max_fail_percent,
         "blast_radius_percent": request.blast_percent,
@@ -185,6 +189,9 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
             remember_last_run(request.last_run_file, request.reports, report)
         except ReportError as exc:
             console.print(Text(f"warning: `invoke report` will not find this run by default: {exc}", style="yellow"))
+    pruned = store.prune(request.report_keep, protect=(report.run_id,))
+    if pruned:
+        console.print(Text(f"pruned {len(pruned)} old run(s) from {store.root} (report_keep {request.report_keep})"))
     try:
         write_run_html(store, report)
         write_history_html(store)
@@ -321,6 +328,7 @@ def show_report(
     console: Console | None = None,
     config: GuardianConfig | None = None,
     last_run_file: Path | None = None,
+    prune: bool = False,
 ) -> int:
     """Print a stored run, one host's detail, or the fleet's history, always saying which run
     (and folder) it is: the latest by default, or the one the last command here wrote.
@@ -337,6 +345,13 @@ def show_report(
     store = ReportStore(choice.root)
     if choice.note:
         info.print(Text(f"note: {choice.note}", style="yellow"))
+    if prune:
+        keep = (config or GuardianConfig()).report_keep
+        removed = store.prune(keep)
+        info.print(Text(f"pruned {len(removed)} run(s) from {store.root}, keeping the newest {keep} (report_keep)"))
+        for run in removed:
+            info.print(Text(f"  removed {run}"))
+        return 0
     if history:
         info.print(Text(f"history of the runs in {store.root} (folder from {choice.why})"))
         console.print(history_table(load_history(store, host=host)))

@@ -19,7 +19,7 @@ from fake_hosts import FakeFleet, Script, ctrl_c_after, finishes, runner, unreac
 
 from remediation import jobs
 from remediation.cli import WEBHOOK_ENV, program
-from remediation.config import GuardianConfig
+from remediation.config import DEFAULT_REPORT_KEEP, GuardianConfig
 from remediation.errors import GuardianError
 from remediation.execution import fleet
 from remediation.reporting.report import LAST_RUN_FILE, ReportStore
@@ -95,6 +95,7 @@ def request(hosts: str, **fields: Any) -> jobs.FleetRequest:
         "ssh_config": "~/.ssh/config",
         "overrides": {"settle_seconds": None, "check_timeout": None, "host_deadline": None},
         "last_run_file": LAST_RUN_FILE,
+        "report_keep": DEFAULT_REPORT_KEEP,
     }
     return jobs.FleetRequest(hosts=hosts, **{**defaults, **fields})
 
@@ -235,6 +236,7 @@ def test_inventory_and_report_tasks_pass_their_flags(capsys: pytest.CaptureFixtu
         "json_output": True,
         "config": GuardianConfig(),
         "last_run_file": LAST_RUN_FILE,
+        "prune": False,
     }
     guardian(capsys, "report")
     assert fake_jobs.calls[2][1] == (None,)  # no --reports: show_report picks the folder

@@ -151,7 +151,7 @@ def test_a_mixed_fleet_of_every_manager_heals_in_one_run(sd: Lab, tmp_path: Path
     first = {h.host: next(a for a in h.actions if a["kind"] == "restart") for h in run.report.hosts}
     assert first["h01"]["command"] == {"argv": ["systemctl", "restart", "uw-daemon"]}
     assert first["h02"]["command"] == {"argv": ["systemctl", "restart", "trading-bot"]}
-    assert first["h04"]["command"]["argv"][:2] == ["supervisorctl", "restart"]
+    assert first["h04"]["via"] == "xmlrpc" and first["h04"]["command"]["rpc"][0]["method"] == "supervisor.stopProcess"
     assert first["h05"]["command"]["signal"] == "SIGTERM"
     assert "process-compose" in first["h06"]["command"]["argv"][0]
     assert all(healthy(sd, h) for h in ("h01", "h02", "h03", "h04", "h05", "h06"))

@@ -71,6 +71,7 @@ def run_check(
             log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         except OSError:
             log_fd = -1  # a symlinked or unwritable output log is never followed; the check still runs
+    _prepare_prctl()
     as_user: Dict[str, Any] = {}
     if identity is not None:  # Python 3.9's Popen: setgroups([]), setgid, then setuid in the child
         as_user = {"user": identity.uid, "group": identity.gid, "extra_groups": []}
@@ -154,16 +155,28 @@ def run_check(
     )
 
 
+_PRCTL: List[Any] = []
+
+
 def _die_with_parent() -> None:
     """In the child: ask Linux to SIGKILL it if the runner dies (even by SIGKILL), so a killed
-    runner never leaves an orphaned, hanging health check behind."""
+    runner never leaves an orphaned, hanging health check behind. It runs after the child took
+    the app user's identity (run_as: which also clears this setting), so it imports nothing: that
+    user may not be able to read the runner's libraries. :func:`_prepare_prctl` loads libc first."""
+    if _PRCTL:
+        _PRCTL[0](1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def _prepare_prctl() -> None:
+    """Load libc's ``prctl`` in the runner, before any child is forked."""
+    if _PRCTL:
+        return
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError, ImportError):
+        _PRCTL.append(lambda *args: 0)  # no prctl here: the check is still killed on the timeout
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -100,6 +101,32 @@ def cron_journals(journal_dir: str, *, keep: int) -> List[Tuple[str, Dict[str, A
         }
         found.append((name, summary))
     return found
+
+
+#: Guardian's own alert files (``<name>_alert_<YYYYmmdd_HHMMSS>[_N].txt``): the only ones it prunes.
+_ALERT_NAME = re.compile(r"^[A-Za-z0-9_.-]+_alert_\d{8}_\d{6}(_\d+)?\.txt$")
+
+
+def prune(directory: str, *, keep: int, alerts: bool = False) -> List[str]:
+    """Delete all but the newest ``keep`` run journals (``*.json``, by name: run ids start with
+    their time) or, with ``alerts``, Guardian's alert files (by mtime) in ``directory``. Plain
+    files only, never through a symlink; returns what was deleted. Call under the host lock."""
+    try:
+        entries = [e for e in os.scandir(directory) if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    if alerts:
+        mine = sorted((e for e in entries if _ALERT_NAME.match(e.name)), key=lambda e: (e.stat().st_mtime, e.name))
+    else:
+        mine = sorted((e for e in entries if e.name.endswith(".json")), key=lambda e: e.name)
+    removed = []
+    for entry in mine[: max(0, len(mine) - keep)]:
+        try:
+            os.unlink(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            continue
+    return removed
 
 
 def _argv_check(data: Dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from .context import RunContext, hostname, now_iso
 from .guards import BreakerState, breaker_states, read_hold, reset_breakers
 from .hostlock import HostBusy, HostLock
 from .identity import Identity, IdentityError, resolve_run_as
-from .journal import HostLog, adopt_legacy_state
+from .journal import HostLog, adopt_legacy_state, prune
 from .locks import LockDirError, LockVerdict, judge, probe_locks
 from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
 from .signatures import load_signatures
@@ -111,8 +111,6 @@ class Runner:
             # Before anything is written or run: not the journal, the metrics, the check.
             record["untrusted"] = [p.describe() for p in problems]
             return self.finish("untrusted", refusal(problems, ctx.guardian_dir))
-        if self.identity is not None:
-            record["check_user"] = self.identity.describe()
         if not ctx.dry_run:
             os.makedirs(ctx.logs_dir, mode=0o750, exist_ok=True)
             os.makedirs(ctx.state_dir, mode=0o700, exist_ok=True)
@@ -162,7 +160,7 @@ class Runner:
         ctx.phase("check")
         first = self._check(ctx.log_path(f"guardian_{ctx.check_stem}_output.log"))
         before = check_state(first.exit_code, timed_out=first.timed_out, error=first.error)
-        record["before"] = {**first.to_dict(), "state": before.state, "reason": before.reason}
+        record["before"] = {**first.to_dict(), "state": before.state, "reason": before.reason, **self._as_user()}
         ctx.emit(events.check("before", record["before"]))
         ctx.log.write(f"{check_name} exit code {first.exit_code} -> {before.state}")
         if first.timed_out or first.error:
@@ -231,6 +229,10 @@ class Runner:
             identity=self.identity,
         )
 
+    def _as_user(self) -> Dict[str, str]:
+        """Who ran the check, for its record, when not this runner itself (run_as)."""
+        return {"user": self.identity.describe()} if self.identity is not None else {}
+
     def _lock_verdicts(self) -> List[LockVerdict]:
         ctx = self.ctx
         if not os.path.lexists(ctx.lock_dir):
@@ -270,7 +272,7 @@ class Runner:
         ctx.log.write("Re-verifying")
         retry = self._check(ctx.log_path(f"guardian_retry_{ctx.check_stem}.log"))
         after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
-        ctx.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason}
+        ctx.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason, **self._as_user()}
         ctx.emit(events.check("after", ctx.record["after"]))
         ctx.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
         return after
@@ -288,6 +290,11 @@ class Runner:
         )
         ctx.log.write(f"Run {ctx.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
         trusted = outcome != "untrusted"  # an untrusted Guardian dir gets nothing written into it
+        if trusted and not ctx.dry_run and outcome != "busy":  # busy: another run holds the lock
+            pruned = prune(ctx.journal_dir, keep=ctx.settings.journal_retain)
+            pruned += prune(ctx.logs_dir, keep=ctx.settings.alert_retain, alerts=True)
+            if pruned:
+                ctx.log.write(f"Pruned {len(pruned)} old journal and alert file(s) (journal_retain, alert_retain)")
         if trusted and os.path.isdir(ctx.app_dir):
             at_finish(ctx, record)  # metrics and the end ping, whose problems the journal keeps
         if trusted and os.path.isdir(ctx.state_dir):

@@ -54,6 +54,7 @@ class JobOptions:
     action: str = "run"  # "run" (premarket/recover), "deploy", "collect", "status", "hold" or "release"
     remove: bool = False  # deploy --remove
     drift_check: bool = False  # deploy --check: a dry run that says "drifted"
+    fix_permissions: bool = False  # deploy --fix-permissions
     suppress: dict[str, str] = field(default_factory=dict)  # signature -> why not to act (incident)
     reset_breaker: bool = False
     hold_seconds: float = 0.0
@@ -97,6 +98,7 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
         deploy = DeployFields(
             remove=job.remove,
             drift_check=job.drift_check,
+            fix_permissions=job.fix_permissions,
             schedules=list(host.get("schedules")),
             scheduler=str(host.get("scheduler")),
             cron_config=dataclasses.replace(settings, runner="cron"),

@@ -282,6 +282,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "metrics_dir": _relative_dir,
     "guardian_dir": lambda v: check_cron_safe(_path(v), "guardian_dir"),
     "run_as": _run_as,
+    "journal_retain": _count,
+    "alert_retain": _count,
     "self_heal_grace": _seconds,
     "ping_url": _ping_url,
 }

@@ -64,7 +64,16 @@ def inject(lab: Lab, host: str, kind: str) -> str:
         if h.manager == "systemd":  # sshd and cron are units there: ssh.service, cron.service
             if sshd_down:
                 lab.exec(host, ["systemctl", "start", "ssh.service"], check=False)
-            lab.exec(host, ["systemctl", "start", "cron.service"], check=False)  # a no-op when it runs
+                deadline = time.monotonic() + 10
+                while lab.banner(h, timeout=0.5) is None:
+                    if time.monotonic() > deadline:
+                        raise LabError(f"{host}: sshd did not come back")
+                    time.sleep(0.05)
+                out += f"{host}: restarted sshd\n"
+            cron = lab.exec(host, ["systemctl", "is-active", "--quiet", "cron.service"], check=False)
+            if cron.returncode != 0:
+                lab.exec(host, ["systemctl", "start", "cron.service"], check=False)
+                out += f"{host}: restarted cron\n"
             return out
         cron_down = cron_pid(lab, host) is None
         if sshd_down or cron_down:

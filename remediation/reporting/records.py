@@ -105,6 +105,7 @@ class CheckRecord(TypedDict, total=False):
     state: CheckStateName
     reason: str
     matches: list[MatchRecord]
+    user: Annotated[str, Doc("who the check ran as, when not the runner itself (run_as)")]
 
 
 class PlannedActionRecord(TypedDict):

@@ -221,6 +221,32 @@ class ReportStore:
         atomic_write(host_dir / name, data)
         return f"{host}/{name}"
 
+    def prune(self, keep: int, *, protect: tuple[str, ...] = ()) -> list[str]:
+        """Delete the oldest run folders beyond the newest ``keep`` (0: none), never one named in
+        ``protect`` or by ``latest``; only folders that hold a report.json (Guardian's own).
+        Returns the run ids removed."""
+        if keep <= 0:
+            return []
+        import shutil
+
+        runs = self.run_ids()
+        spared = {*protect}
+        try:
+            spared.add(self.latest_run_id())
+        except ReportError:
+            pass
+        removed = []
+        for run_id in runs[: max(0, len(runs) - keep)]:
+            path = self.run_dir(run_id)
+            if run_id in spared or path.is_symlink():
+                continue
+            try:
+                shutil.rmtree(path)
+                removed.append(run_id)
+            except OSError:
+                continue
+        return removed
+
     def save_last_failed(self, hosts: list[str]) -> None:
         """The retry file: hosts of the last run that failed or were unreachable (``@last-failed``)."""
         atomic_write(self.root / "last-failed", "".join(f"{h}\n" for h in hosts).encode())

@@ -196,6 +196,8 @@ def _check_summary(which: str, check: CheckRecord | None) -> CheckSummary:
     code = exit_label(check)
     reason = str(check.get("reason") or "")
     note = reason if reason and reason != f"exit code {code}" else ""
+    if check.get("user"):
+        note = "; ".join(x for x in (note, f"ran as {check.get('user')}") if x)
     return CheckSummary(label, f"exit {code}", str(check.get("state", "?")), note)
 
 
