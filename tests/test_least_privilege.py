@@ -160,3 +160,13 @@ def test_fix_permissions_never_takes_a_directory_from_the_user_who_owns_it(base:
     assert record["outcome"] == "preflight-failed"
     assert trust["detail"].startswith("--fix-permissions cannot fix these without taking them from their owner")
     assert f"{app} (drwxr-xr-x uid {BOT_UID}" in trust["detail"]
+
+
+def test_a_hold_is_not_written_where_another_user_could_swap_it(base: Path) -> None:
+    app = make_app(base, owner=BOT_UID)  # Guardian's state would be inside the bot's app dir
+    inventory = base / "inv.yml"
+    host = {"transport": "local", "app_dir": str(app), "python": SYSTEM_PYTHON, "manager": "signal"}
+    inventory.write_text(json.dumps({"groups": {"here": {"hosts": {"local": host}}}}))
+    run = run_command("hold", "local", inventory=[inventory], reports=base / "reports", hold_seconds=60.0)
+    assert run.report.hosts[0].outcome == "untrusted" and "owned by 4242" in run.report.hosts[0].reason
+    assert not (app / ".guardian").exists()

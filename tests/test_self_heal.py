@@ -164,3 +164,13 @@ def test_cron_reads_its_secrets_and_warns_when_others_can_read_them(tmp_path: Pa
     assert secrets == {"ping_url": SECRET} and warning and "mode 0644" in warning and SECRET not in warning
     os.chmod(path, 0o600)
     assert read_secrets(str(path)) == ({"ping_url": SECRET}, None)
+
+
+def test_timers_fire_in_utc_whatever_the_hosts_zone() -> None:
+    # 14:15 UTC is 09:15 in New York; a timer host's runs are judged in UTC, as deploy writes them.
+    timer = {**facts(), "tz": "America/New_York"}
+    timer["deployed"]["scheduler"] = "systemd-timer"
+    verdict = assess(timer, [cron_run("2026-12-01T14:15:04Z")], now=ts("2026-12-01T15:00:00Z"), grace=300)
+    assert verdict["tz"] == "UTC" and verdict["silent"] == []
+    cron = {**facts(), "tz": "America/New_York"}  # the same schedule under cron fires at 14:15 New York
+    assert assess(cron, [cron_run("2026-12-01T14:15:04Z")], now=ts("2026-12-01T20:00:00Z"), grace=300)["silent"]

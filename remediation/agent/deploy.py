@@ -297,7 +297,7 @@ class Installer:
         return {
             "version": VERSION,
             "bundle": BUNDLE_DIGEST,
-            "scheduler": "cron",
+            "scheduler": self.scheduler,
             "schedules": [
                 {"name": str(e["name"]), "schedule": str(e["schedule"]), "check": os.path.basename(str(e["check"]))}
                 for e in self.schedules

@@ -117,7 +117,8 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
         if opts["config"]:  # cron: the runner, its config and secrets are read as root
             here = os.path.dirname(os.path.abspath(opts["config"]))
             ctx.installed_files = [os.path.abspath(sys.argv[0]), os.path.abspath(opts["config"])]
-            ctx.installed_files.append(os.path.join(here, SECRETS_FILE))
+            # and what root's logrotate line reads beside them
+            ctx.installed_files += [os.path.join(here, name) for name in (SECRETS_FILE, "logrotate.conf")]
         if job.action == "status":
             from .status import report_status
 

@@ -11,6 +11,7 @@ from . import events
 from .context import RunContext
 from .guards import Hold, release_hold, write_hold
 from .journal import HostLog
+from .trust import refusal, root_reads, untrusted
 
 
 def change_hold(ctx: RunContext, action: str) -> int:
@@ -19,6 +20,11 @@ def change_hold(ctx: RunContext, action: str) -> int:
     job = ctx.job
     now = time.time()
     record: Dict[str, Any] = {"host": ctx.settings.host, "run_id": ctx.run_id, "actions": []}
+    problems = untrusted(root_reads(guardian_dir=ctx.guardian_dir), owners=(os.getuid(),))
+    if problems:  # the hold lives in Guardian's state: not written where another user can swap it
+        record.update(outcome="untrusted", reason=refusal(problems, ctx.guardian_dir))
+        ctx.emit(events.result(record))
+        return 2
     if action == "hold":
         hold = Hold(now + job.hold_seconds, job.hold_reason, job.hold_by, now)
         if not ctx.dry_run:

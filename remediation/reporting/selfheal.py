@@ -61,6 +61,8 @@ def assess(
     verdict["version"] = str(manifest.get("version", "?"))
     verdict["bundle"] = str(manifest.get("bundle", "?"))
     verdict["scheduler"] = str(manifest.get("scheduler", "cron"))
+    if verdict["scheduler"] == "systemd-timer":
+        verdict["tz"] = "UTC"  # deploy writes the timers' OnCalendar= in UTC, whatever the host's zone
     if controller_bundle:
         verdict["controller_bundle"] = controller_bundle
     moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
