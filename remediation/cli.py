@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -389,4 +390,14 @@ def program() -> Program:
 
 def main() -> None:
     """Entry point of the ``guardian`` console script."""
-    program().run()
+    try:
+        program().run()
+    except KeyboardInterrupt:
+        # Between the task and the exit (Invoke printing the task's Exit): the documented code,
+        # never Python's death by SIGINT.
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        # The command is over and its report written. A Ctrl-C from here on (while the process
+        # exits: threads joined, the interpreter finalized, which puts SIGINT back to its default
+        # and would end the process by the signal) must not change the exit code it chose.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
