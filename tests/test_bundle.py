@@ -44,3 +44,42 @@ def test_the_deploy_command_carries_the_runner_once_and_fits_one_argument(tmp_pa
     assert len(deploy) - len(run) < 8192, "the deploy command must not embed the runner a second time"
     for command in (run, deploy):
         assert len(command) < MAX_ARG_STRLEN * 3 // 4, f"the runner script is {len(command)} bytes: near the limit"
+
+
+def test_the_carried_sources_are_the_same_and_python39_compatible_whatever_python_builds_them(
+    tmp_path: Path,
+) -> None:
+    """Docstrings, comment and blank lines are cut as whole lines of the text as written, so an
+    older or newer Python on the controller carries the same code (and the same digest)."""
+    from remediation.agent.bootstrap import compact
+    from remediation.execution.bundle import agent_sources
+
+    carried = {name: compact(source) for name, source in agent_sources()}
+    assert all('"""' not in text.split("\n", 1)[0] for text in carried.values())  # no module docstring
+    (tmp_path / "carried.json").write_text(json.dumps(carried))
+    probe = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('b', sys.argv[1]); b = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(b)\n"
+        "carried = json.load(open(sys.argv[2]))\n"
+        "for name, text in carried.items():\n"
+        "    compile(text, name, 'exec')\n"
+        "sources = b.read_sources(sys.argv[3])\n"
+        "assert {k: b.compact(v) for k, v in sources.items()} == carried\n"
+    )
+    agent = Path(__file__).resolve().parent.parent / "remediation" / "agent"
+    pythons = [*sorted(Path("/root/.pyenv/versions").glob("3.*/bin/python3")), Path("/usr/bin/python3")]
+    tried = 0
+    for python in pythons:
+        version = subprocess.run([str(python), "-c", "import sys; print(sys.version_info[:2] >= (3, 9))"],
+                                 capture_output=True, text=True)  # fmt: skip
+        if version.stdout.strip() != "True":
+            continue
+        done = subprocess.run(
+            [str(python), "-c", probe, str(agent / "bootstrap.py"), str(tmp_path / "carried.json"), str(agent)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (python, done.stderr[-2000:])
+        tried += 1
+    assert tried >= 1

@@ -64,23 +64,40 @@ def read_sources(directory: str) -> Dict[str, str]:
 
 
 def compact(source: str) -> str:
-    """``source`` as the script carries it: without docstrings and comments (``ast.unparse``),
+    """``source`` as the script carries it: without its docstrings, comment lines and blank lines,
     which are a third of the agent and would push the deploy command past Linux's 128 KiB limit
-    on one argument (``MAX_ARG_STRLEN``). The code itself is unchanged."""
+    on one argument (``MAX_ARG_STRLEN``). Only whole lines are taken out of the text as written,
+    so the code is byte for byte the same (whatever Python builds the script, the digest and the
+    syntax stay the same: ``ast.unparse`` would write f-strings only Python 3.12 can read)."""
     import ast  # only where a script is built: the controller, or a runner outside a script
+    import io
+    import tokenize
 
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            first = body[0] if body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree) + "\n"
+    lines = source.splitlines(keepends=True)
+    drop = set()  # 1-based line numbers
+    keep = set()  # lines inside a multi-line string: never touched
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+            keep.update(range(token.start[0], token.end[0] + 1))
+        elif token.type == tokenize.COMMENT and not token.line[: token.start[1]].strip():
+            drop.add(token.start[0])  # a comment alone on its line
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            drop.add(number)
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            docstring = range(first.lineno, (first.end_lineno or first.lineno) + 1)
+            keep.difference_update(docstring)
+            drop.update(docstring)
+            if len(node.body) == 1:  # a body that was only its docstring keeps a statement
+                indent = lines[first.lineno - 1][: first.col_offset]
+                lines[first.lineno - 1] = indent + "pass\n"
+                drop.discard(first.lineno)
+                keep.add(first.lineno)
+    return "".join(line for number, line in enumerate(lines, start=1) if number in keep or number not in drop)
 
 
 def encode(sources: Dict[str, str]) -> Tuple[str, str]:
