@@ -170,3 +170,16 @@ def test_a_hold_is_not_written_where_another_user_could_swap_it(base: Path) -> N
     run = run_command("hold", "local", inventory=[inventory], reports=base / "reports", hold_seconds=60.0)
     assert run.report.hosts[0].outcome == "untrusted" and "owned by 4242" in run.report.hosts[0].reason
     assert not (app / ".guardian").exists()
+
+
+def test_a_logs_dir_swapped_for_a_symlink_gets_nothing_written_through_it(base: Path) -> None:
+    """Found in review: root wrote the check's output (the bot's own text) to logs/..., so a bot
+    that made ``logs`` a link to /etc/logrotate.d could have root create a rule there."""
+    app = make_app(base, owner=BOT_UID)
+    elsewhere = base / "etc-logrotate.d"
+    elsewhere.mkdir()
+    (app / "logs").symlink_to(elsewhere)
+    code, host, _ = premarket(base, app, guardian_dir=str(base / "guardian-state"))
+    assert host["outcome"] == "healthy" and code == 0
+    assert list(elsewhere.iterdir()) == []  # no guardian.log, no check output log there
+    assert any("logs not used" in w or "no logs written" in w for w in host.get("warnings", []))

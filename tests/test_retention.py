@@ -39,21 +39,27 @@ def test_only_guardians_alert_files_are_pruned(tmp_path: Path) -> None:
     assert (tmp_path / "my_alert_notes.txt").exists() and (tmp_path / "guardian.log").exists()
 
 
-def test_the_report_folder_keeps_the_newest_runs_and_never_the_latest(tmp_path: Path) -> None:
+def test_the_report_folder_keeps_the_newest_runs_and_never_the_latest_or_one_under_way(tmp_path: Path) -> None:
     store = ReportStore(tmp_path)
     for n in range(6):
-        store.save(RunReport(f"20261202T00000{n}Z-abcd", "premarket", "t", complete=n == 1))
+        store.save(RunReport(f"20261202T00000{n}Z-abcd", "premarket", "t", complete=n != 2))
     (tmp_path / "stray").mkdir()  # not a run: left alone
-    assert store.latest_run_id() == "20261202T000001Z-abcd"
+    assert store.latest_run_id() == "20261202T000005Z-abcd"
     removed = store.prune(2, protect=("20261202T000000Z-abcd",))
-    assert removed == ["20261202T000002Z-abcd", "20261202T000003Z-abcd"]
+    assert removed == ["20261202T000001Z-abcd", "20261202T000003Z-abcd"]
     assert store.run_ids() == [
         "20261202T000000Z-abcd",  # protected (the run that just finished)
-        "20261202T000001Z-abcd",  # latest complete
+        "20261202T000002Z-abcd",  # not complete and fresh: another command may be writing it
         "20261202T000004Z-abcd",
         "20261202T000005Z-abcd",
     ]
     assert (tmp_path / "stray").is_dir() and store.prune(0) == []
+
+
+def test_a_limit_of_zero_keeps_everything(tmp_path: Path) -> None:
+    for n in range(3):
+        (tmp_path / f"2026120{n}T141500Z-cron-{n}.json").write_text("{}")
+    assert prune(str(tmp_path), keep=0) == [] and len(list(tmp_path.iterdir())) == 3
 
 
 def test_report_keep_is_read_from_guardian_yaml_and_checked(tmp_path: Path) -> None:

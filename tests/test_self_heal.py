@@ -174,3 +174,31 @@ def test_timers_fire_in_utc_whatever_the_hosts_zone() -> None:
     assert verdict["tz"] == "UTC" and verdict["silent"] == []
     cron = {**facts(), "tz": "America/New_York"}  # the same schedule under cron fires at 14:15 New York
     assert assess(cron, [cron_run("2026-12-01T14:15:04Z")], now=ts("2026-12-01T20:00:00Z"), grace=300)["silent"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hc-ping.com:uuid-secret/x", "https://hc-ping.com/uuid-secret\x01", "https://hc-ping.com/a\x7fsecret"],
+)
+def test_a_malformed_ping_url_is_refused_at_load_without_showing_it(url: str) -> None:
+    with pytest.raises(SettingError) as err:
+        validate_setting("ping_url", url)
+    assert "secret" not in str(err.value).replace("it is a secret", "")
+
+
+def test_a_ping_never_raises_and_never_quotes_the_url() -> None:
+    from remediation.agent.ping import send_ping
+
+    for url in ("https://hc-ping.com/SECRETUUID\x01", "https://hc-ping.com:notaport/SECRETUUID", "http://[::1"):
+        problem = send_ping(url, "start", timeout=0.5)
+        assert problem and "SECRETUUID" not in problem
+
+
+def test_a_rare_schedules_last_run_counts_even_when_older_than_the_journals_brought_home() -> None:
+    audit = {"name": "friday_eow_audit", "schedule": "30 20 * * 5", "check": "friday_eow_audit.py"}
+    data = facts()
+    data["deployed"]["schedules"] = [audit]
+    now = ts("2026-12-07T10:00:00Z")  # Monday; the audit ran on Friday 2026-12-04 at 20:30
+    assert assess(data, [], now=now, grace=300)["silent"]  # its journal not among those brought home
+    data["last_runs"] = {"friday_eow_audit.py": "2026-12-04T20:30:02Z"}
+    assert assess(data, [], now=now, grace=300)["silent"] == []

@@ -67,3 +67,18 @@ def test_missing_paths_and_each_directory_once(tree: Path) -> None:
     problems = untrusted([str(tree / "a.py"), str(tree / "b.py"), str(tree / "gone.py")])
     assert [p.path for p in problems] == [str(tree), str(tree / "gone.py")]
     assert "cannot be checked" in problems[1].why
+
+
+def test_a_root_owned_symlink_in_a_directory_another_user_owns_is_not_trusted(tree: Path, tmp_path: Path) -> None:
+    """Found in review: ``app/.guardian -> /opt/guardian`` (the link root's, the target root's) in
+    an app dir the bot owns; the bot can swap the link, so what it leads to now proves nothing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    target = tmp_path / "opt-guardian"
+    target.mkdir()
+    app = tmp_path / "bot-app"
+    app.mkdir()
+    (app / ".guardian").symlink_to(target)
+    os.chown(app, NOBODY, NOBODY)
+    problems = trust_problems(str(app / ".guardian"))
+    assert [p.path for p in problems] == [str(app)] and "not by root" in problems[0].why

@@ -240,7 +240,9 @@ class Recovery:
         )
         for n in range(100):
             name = f"{base}.txt" if n == 0 else f"{base}_{n}.txt"
-            path = os.path.join(ctx.logs_dir, name)
+            path = ctx.log_path(name)  # inside the logs/ directory opened at the start, never a link
+            if path is None:
+                raise OSError(f"{ctx.logs_dir} is not usable: no alert file written")
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
             except FileExistsError:

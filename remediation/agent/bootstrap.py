@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import zlib
-from typing import Dict, Tuple
+from typing import Dict, Set, Tuple
 
 #: The package name the agent's modules get inside the script.
 PACKAGE = "guardian_agent"
@@ -74,8 +74,8 @@ def compact(source: str) -> str:
     import tokenize
 
     lines = source.splitlines(keepends=True)
-    drop = set()  # 1-based line numbers
-    keep = set()  # lines inside a multi-line string: never touched
+    drop: Set[int] = set()  # 1-based line numbers
+    keep: Set[int] = set()  # lines inside a multi-line string: never touched
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.STRING and token.end[0] > token.start[0]:
             keep.update(range(token.start[0], token.end[0] + 1))

@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Set
 
 from . import MANIFEST_FILE, VERSION, events
 from .context import RunContext, hostname, now_iso
@@ -73,8 +73,13 @@ def cron_runs(ctx: RunContext) -> List[Dict[str, Any]]:
 
 
 def host_timezone() -> str:
-    """The zone cron fires in: the system's (``/etc/timezone``, else where ``/etc/localtime``
-    points under ``zoneinfo/``); ``UTC`` when neither says."""
+    """The zone cron fires in: what libc reads, ``/etc/localtime`` (its name from where the
+    symlink points under ``zoneinfo/``), else ``/etc/timezone`` (Debian's name for it, also when
+    localtime is a copied file); ``UTC`` when neither says."""
+    target = os.path.realpath("/etc/localtime")
+    marker = "/zoneinfo/"
+    if marker in target:
+        return target.split(marker, 1)[1]
     try:
         with open("/etc/timezone", encoding="utf-8") as fh:
             name = fh.read().strip()
@@ -82,11 +87,24 @@ def host_timezone() -> str:
             return name
     except OSError:
         pass
-    target = os.path.realpath("/etc/localtime")
-    marker = "/zoneinfo/"
-    if marker in target:
-        return target.split(marker, 1)[1]
     return "UTC"
+
+
+#: How many journals (newest first) a search for each schedule's last cron run reads at most.
+LAST_RUN_SCAN = 200
+
+
+def last_cron_runs(journal_dir: str, checks: Set[str]) -> Dict[str, str]:
+    """When each check's newest cron run started (ISO UTC): a rare schedule (the weekly audit)
+    whose run is older than the ``journal_keep`` newest journals a run brings home."""
+    found: Dict[str, str] = {}
+    for _, summary in cron_journals(journal_dir, keep=LAST_RUN_SCAN):
+        check = str(summary.get("check"))
+        if check in checks and check not in found and summary.get("started_at"):
+            found[check] = str(summary["started_at"])
+            if len(found) == len(checks):
+                break
+    return found
 
 
 def deployment(ctx: RunContext) -> Dict[str, Any]:
@@ -108,6 +126,8 @@ def deployment(ctx: RunContext) -> Dict[str, Any]:
         return facts
     if isinstance(manifest, dict):
         facts["deployed"] = {**manifest, "changed_at": now_iso(mtime)}
+        checks = {str(s.get("check")) for s in manifest.get("schedules") or [] if isinstance(s, dict)}
+        facts["last_runs"] = last_cron_runs(ctx.journal_dir, checks)
     else:
         facts["deployed"] = None
         facts["problem"] = f"{path} holds no JSON object"

@@ -111,7 +111,8 @@ class HostSettings:
     # Who the health check runs as when the runner is root: "" the app dir's owner, "root", a
     # user name or a numeric uid (see identity).
     run_as: str = field(default="", metadata=_SETTING)
-    # What a host keeps at most, so its disk use is bounded: run journals, and Guardian's alert files.
+    # What a host keeps at most, so its disk use is bounded: run journals, and Guardian's alert
+    # files (0: keep everything).
     journal_retain: int = field(default=500, metadata=_SETTING)
     alert_retain: int = field(default=200, metadata=_SETTING)
     journal_keep: int = 20  # how many cron-run journals a run brings home

@@ -58,6 +58,7 @@ class RunContext:
         self.created_files: List[str] = []
         self.secrets: Dict[str, str] = {}  # cron's, from secrets.json (the ping URL); never logged
         self.installed_files: List[str] = []  # cron's: the runner, config.json and secrets.json it read
+        self.logs_fd = -1  # the app's logs/ directory, once opened (open_logs)
         self.watch = watch or ControllerWatch()
 
     def phase(self, name: str) -> None:
@@ -73,6 +74,21 @@ class RunContext:
     def write_journal(self) -> None:
         self.journal.write(self.record)
 
+    def open_logs(self) -> None:
+        """Open the app's ``logs/`` once, refusing a symlink: Guardian's logs and alert files are
+        then created inside that very directory (:meth:`log_path`), even if the app's user (who
+        owns it) swaps ``logs`` for a link to, say, /etc/logrotate.d while the run goes on."""
+        if self.dry_run or self.logs_fd >= 0:
+            return
+        try:
+            self.logs_fd = os.open(self.logs_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            self.warn(f"{self.logs_dir} not used ({exc.strerror}; a symlink is never followed): no logs written")
+
     def log_path(self, name: str) -> Optional[str]:
-        """Where a log of the run goes in ``logs/``; None on a dry run, which writes nothing."""
-        return None if self.dry_run else os.path.join(self.logs_dir, name)
+        """Where a log of the run goes in ``logs/``: a path through the directory opened by
+        :meth:`open_logs` (``/proc/self/fd/N/name``); None on a dry run, which writes nothing,
+        or when that directory could not be opened."""
+        if self.dry_run or self.logs_fd < 0:
+            return None
+        return f"/proc/self/fd/{self.logs_fd}/{name}"

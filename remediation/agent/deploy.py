@@ -193,7 +193,8 @@ class Installer:
         except IdentityError as exc:
             self.check("run_as", False, str(exc))
             return
-        paths = root_reads(guardian_dir=self.install_dir)
+        # The install dir, and what it holds already: cron's runner reads every one of them as root.
+        paths = root_reads(guardian_dir=self.install_dir, files=self.installed_paths())
         python = shutil.which(self.settings.python)
         if python:
             paths.append(os.path.realpath(python))
@@ -219,12 +220,17 @@ class Installer:
 
     @staticmethod
     def fixable(problem: TrustProblem) -> bool:
-        """A mode can always be tightened; only a file (never a directory another user owns, such
-        as the bot's app dir, which it must keep writing to) is given to root."""
-        return problem.why.startswith("writable by") or not stat.S_ISDIR(problem.mode)
+        """A mode can be tightened, and a regular file given to root; never a directory another
+        user owns (such as the bot's app dir, which it must keep writing to), a symlink (a chmod
+        would change whatever it points at) or a path that could not be checked."""
+        if problem.uid < 0 or stat.S_ISLNK(problem.mode) or problem.why.startswith("a symlink"):
+            return False
+        return problem.why.startswith("writable by") or stat.S_ISREG(problem.mode)
 
     def apply_trust_fixes(self) -> None:
         for problem in self.trust_fixes:
+            if os.path.islink(problem.path):  # swapped for a link since pre-flight: never through it
+                raise OSError(f"{problem.path} became a symlink; not changing it")
             if not problem.why.startswith("writable by"):
                 self.record(problem.path, "chown", f"uid {problem.uid} -> {os.getuid()} ({problem.why})")
                 if not self.dry_run:

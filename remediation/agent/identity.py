@@ -38,8 +38,9 @@ def _lookup(spec: str, fallback_gid: int) -> Identity:
     try:
         entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
     except KeyError:
-        if spec.isdigit():  # a uid with no passwd entry (a container's bot user): its own group
-            return Identity(int(spec), fallback_gid, spec, "/")
+        if spec.isdigit():  # a uid with no passwd entry (a container's bot user)
+            # its group: the app dir's, never root's (65534: nogroup)
+            return Identity(int(spec), fallback_gid if fallback_gid > 0 else 65534, spec, "/")
         raise IdentityError(f"run_as {spec!r}: no such user on this host") from None
     return Identity(entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir or "/")
 

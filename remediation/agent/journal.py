@@ -38,7 +38,7 @@ class HostLog:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             # A symlinked or unwritable log is never followed; the run goes on and says so.
-            self.error = f"{self.path} not written: {exc.strerror}"
+            self.error = f"logs/{os.path.basename(self.path)} not written: {exc.strerror}"
             return
         try:
             os.write(fd, (line + "\n").encode("utf-8", errors="replace"))
@@ -110,13 +110,23 @@ _ALERT_NAME = re.compile(r"^[A-Za-z0-9_.-]+_alert_\d{8}_\d{6}(_\d+)?\.txt$")
 def prune(directory: str, *, keep: int, alerts: bool = False) -> List[str]:
     """Delete all but the newest ``keep`` run journals (``*.json``, by name: run ids start with
     their time) or, with ``alerts``, Guardian's alert files (by mtime) in ``directory``. Plain
-    files only, never through a symlink; returns what was deleted. Call under the host lock."""
+    files only, never through a symlink; ``keep`` 0 keeps everything; returns what was deleted.
+    Call under the host lock."""
+    if keep <= 0:
+        return []
     try:
         entries = [e for e in os.scandir(directory) if e.is_file(follow_symlinks=False)]
     except OSError:
         return []
+
+    def mtime(entry: os.DirEntry[str]) -> float:
+        try:
+            return entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return 0.0  # gone meanwhile: its unlink below fails quietly
+
     if alerts:
-        mine = sorted((e for e in entries if _ALERT_NAME.match(e.name)), key=lambda e: (e.stat().st_mtime, e.name))
+        mine = sorted((e for e in entries if _ALERT_NAME.match(e.name)), key=lambda e: (mtime(e), e.name))
     else:
         mine = sorted((e for e in entries if e.name.endswith(".json")), key=lambda e: e.name)
     removed = []

@@ -17,6 +17,8 @@ from .trust import refusal, root_reads, untrusted
 def change_hold(ctx: RunContext, action: str) -> int:
     """Hold (``action == "hold"``) or release this host; returns the runner's exit code."""
     ctx.announce()
+    if os.path.isdir(ctx.logs_dir):
+        ctx.open_logs()
     job = ctx.job
     now = time.time()
     record: Dict[str, Any] = {"host": ctx.settings.host, "run_id": ctx.run_id, "actions": []}

@@ -24,8 +24,11 @@ TIMEOUT = 5.0
 
 def redacted(url: str) -> str:
     """``https://hc-ping.com/<secret>`` -> ``https://hc-ping.com/…``: safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}/…"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or '?'}/…"
+    except ValueError:
+        return "(a malformed URL)"
 
 
 def ping_url(base: str, event: Union[str, int]) -> str:
@@ -43,9 +46,14 @@ def ping_url(base: str, event: Union[str, int]) -> str:
 
 
 def send_ping(base: str, event: Union[str, int], body: str = "", *, timeout: float = TIMEOUT) -> Optional[str]:
-    """Ping once; returns None on success, else a message that does not contain the URL."""
-    url = ping_url(base, event)
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    """Ping once; returns None on success, else a message that does not contain the URL (nor
+    an exception's text, which may quote it). Never raises: a ping never fails a run."""
+    try:
+        url = ping_url(base, event)
+        scheme = urllib.parse.urlsplit(url).scheme
+    except ValueError:
+        return f"ping {event} not sent: the ping URL is malformed"
+    if scheme not in ("http", "https"):
         return f"ping to {redacted(url)} not sent: only http and https URLs are allowed"
     data = body.encode("utf-8", errors="replace")[:MAX_BODY]
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -56,7 +64,10 @@ def send_ping(base: str, event: Union[str, int], body: str = "", *, timeout: flo
             response.read(1024)
     except urllib.error.HTTPError as exc:
         return f"ping {event} to {redacted(url)} failed: HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"ping {event} to {redacted(url)} failed: {reason}"
+        text = getattr(reason, "strerror", None) or type(reason).__name__
+        return f"ping {event} to {redacted(url)} failed: {text}"
+    except Exception as exc:
+        return f"ping {event} to {redacted(url)} failed: {type(exc).__name__}"
     return None

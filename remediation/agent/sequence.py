@@ -48,6 +48,7 @@ class Runner:
                 f"unknown process manager {settings.manager!r}; expected one of {', '.join(MANAGER_KINDS)}"
             )
         self.identity: Optional[Identity] = None  # who the check runs as (None: this runner)
+        self.trusted = False  # Guardian's directory passed the trust check
         self.service_names = sorted(settings.services)
         self._recovery: Optional[Recovery] = None
 
@@ -92,7 +93,6 @@ class Runner:
             }
         )
         ctx.emit(events.start(hostname=record["hostname"], version=record["version"], dry_run=record["dry_run"]))
-        ping_start(ctx)
         if not os.path.isdir(ctx.app_dir):
             return self.finish("unexpected", f"app dir {ctx.app_dir} does not exist")
         try:
@@ -111,8 +111,11 @@ class Runner:
             # Before anything is written or run: not the journal, the metrics, the check.
             record["untrusted"] = [p.describe() for p in problems]
             return self.finish("untrusted", refusal(problems, ctx.guardian_dir))
+        self.trusted = True  # from here on Guardian's own directory may be written
+        ping_start(ctx)
         if not ctx.dry_run:
             os.makedirs(ctx.logs_dir, mode=0o750, exist_ok=True)
+            ctx.open_logs()
             os.makedirs(ctx.state_dir, mode=0o700, exist_ok=True)
             ctx.log = HostLog(ctx.log_path("guardian.log"))
             for warning in adopt_legacy_state(ctx.lock_dir, ctx.state_dir, ctx.journal_dir, ctx.log):
@@ -289,7 +292,7 @@ class Runner:
             duration=round(time.time() - ctx.started, 3),
         )
         ctx.log.write(f"Run {ctx.run_id} finished: {outcome}{' - ' + reason if reason else ''}")
-        trusted = outcome != "untrusted"  # an untrusted Guardian dir gets nothing written into it
+        trusted = self.trusted  # an unchecked or untrusted Guardian dir gets nothing written into it
         if trusted and not ctx.dry_run and outcome != "busy":  # busy: another run holds the lock
             pruned = prune(ctx.journal_dir, keep=ctx.settings.journal_retain)
             pruned += prune(ctx.logs_dir, keep=ctx.settings.alert_retain, alerts=True)

@@ -49,7 +49,7 @@ def ping_start(ctx: RunContext) -> None:
     """``/start`` for a cron run with a ping URL (so the service measures the run's duration)."""
     url = ctx.secrets.get("ping_url", "")
     if url and ctx.settings.runner == "cron" and not ctx.dry_run:
-        from .ping import send_ping  # urllib: loaded only by the runs that ping
+        from .ping import send_ping  # never raises  # urllib: loaded only by the runs that ping
 
         problem = send_ping(url, "start", f"{ctx.host} {ctx.run_id} starting")
         if problem:

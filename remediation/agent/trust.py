@@ -97,6 +97,30 @@ def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProble
     problem = _judge(real, st, allowed)
     if problem:
         problems.append(problem)
+    # The path as written too: a symlink anywhere on it (``app/.guardian -> /opt/x``) is only as
+    # safe as the directory holding it, which could swap it for another target.
+    seen = {real}
+    written = os.path.abspath(path)
+    prefix = os.path.dirname(written)
+    while prefix not in seen:
+        seen.add(prefix)
+        try:
+            entry = os.lstat(prefix)
+            target = os.stat(prefix)
+        except OSError as exc:
+            problems.append(TrustProblem(prefix, 0, -1, -1, f"cannot be checked: {exc.strerror}"))
+            break
+        if stat.S_ISLNK(entry.st_mode) and entry.st_uid not in {0, *allowed}:
+            problems.append(
+                TrustProblem(prefix, entry.st_mode, entry.st_uid, entry.st_gid, "a symlink owned by another user")
+            )
+        problem = _judge(prefix, target, allowed)
+        if problem:
+            problems.append(problem)
+        parent = os.path.dirname(prefix)
+        if parent == prefix:
+            break
+        prefix = parent
     current = os.path.dirname(real)
     while True:
         st = os.stat(current)
@@ -107,7 +131,11 @@ def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProble
         if parent == current:
             break
         current = parent
-    return problems
+    unique: List[TrustProblem] = []
+    for problem in problems:  # the written and the real path share their upper directories
+        if all(problem.path != other.path for other in unique):
+            unique.append(problem)
+    return unique
 
 
 def untrusted(paths: Iterable[str], *, owners: Iterable[int] = ()) -> List[TrustProblem]:

@@ -193,14 +193,19 @@ def _services(value: Any) -> dict[str, dict[str, str]]:
 def _ping_url(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    text = _str(value, "an http(s) URL, e.g. https://hc-ping.com/<uuid>")
-    parts = urllib.parse.urlsplit(text)
+    # Never echo the value: it is a secret.
+    if not isinstance(value, str):
+        raise SettingError(f"expected an http(s) URL, e.g. https://hc-ping.com/<uuid>, got {type(value).__name__}")
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in value):
+        raise SettingError("a URL has no spaces or control characters (value not shown: it is a secret)")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise SettingError("not a valid URL (value not shown: it is a secret)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        # Never echo the value: it is a secret.
         raise SettingError("expected an http:// or https:// URL with a host (value not shown: it is a secret)")
-    if any(ch.isspace() for ch in text):
-        raise SettingError("a URL has no spaces (value not shown: it is a secret)")
-    return text
+    return value
 
 
 def _run_as(value: Any) -> str:

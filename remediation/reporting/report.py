@@ -238,7 +238,7 @@ class ReportStore:
         removed = []
         for run_id in runs[: max(0, len(runs) - keep)]:
             path = self.run_dir(run_id)
-            if run_id in spared or path.is_symlink():
+            if run_id in spared or path.is_symlink() or self._in_progress(path):
                 continue
             try:
                 shutil.rmtree(path)
@@ -246,6 +246,16 @@ class ReportStore:
             except OSError:
                 continue
         return removed
+
+    @staticmethod
+    def _in_progress(run_dir: Path) -> bool:
+        """A run another command may still be writing: not complete, and written to lately."""
+        report = run_dir / "report.json"
+        try:
+            fresh = time.time() - report.stat().st_mtime < 86400
+            return fresh and not json.loads(report.read_text(encoding="utf-8")).get("complete")
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def save_last_failed(self, hosts: list[str]) -> None:
         """The retry file: hosts of the last run that failed or were unreachable (``@last-failed``)."""
