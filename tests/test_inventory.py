@@ -259,3 +259,13 @@ def test_a_group_cycle_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="its own descendant") as caught:
         load_inventory([path])
     assert caught.value.path == str(path) and caught.value.line is not None
+
+
+def test_a_date_like_value_that_is_no_date_names_the_file_line_and_key(tmp_path: Path) -> None:
+    """PyYAML reads 2026-13-45 as a date and raised a bare ValueError (a traceback)."""
+    path = tmp_path / "inv.yml"
+    path.write_text("groups:\n  g:\n    hosts:\n      h1: {address: 192.0.2.1, check_timeout: 2026-13-45}\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory([path])
+    assert (info.value.line, info.value.key) == (4, "groups.g.hosts.h1.check_timeout")
+    assert "quote it" in str(info.value)

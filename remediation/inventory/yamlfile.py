@@ -127,10 +127,10 @@ def _convert(node: yaml.Node, here: KeyPath, lines: dict[KeyPath, int], path: Pa
             lines[(*here, index)] = item.start_mark.line + 1
             items.append(_convert(item, (*here, index), lines, path))
         return items
-    return _scalar(node, path)
+    return _scalar(node, path, here)
 
 
-def _scalar(node: yaml.Node, path: Path) -> Any:
+def _scalar(node: yaml.Node, path: Path, here: KeyPath = ()) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise InventoryError("a mapping key must be a scalar", path=str(path), line=node.start_mark.line + 1)
     constructor = yaml.SafeLoader("")
@@ -138,3 +138,10 @@ def _scalar(node: yaml.Node, path: Path) -> Any:
         return constructor.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise InventoryError(f"invalid value: {exc}", path=str(path), line=node.start_mark.line + 1) from None
+    except ValueError as exc:  # a date-like scalar that is no date (2026-13-45): PyYAML's own error
+        raise InventoryError(
+            f"invalid value {node.value!r} (read as a date or time: {exc}); quote it to mean a string",
+            path=str(path),
+            line=node.start_mark.line + 1,
+            key=dotted(here),
+        ) from None
