@@ -11,6 +11,7 @@ import errno
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,13 @@ def premarket(
     return result.code, result.report
 
 
+def established_to(address: str, port: int) -> int:
+    """How many TCP connections from this network namespace to ``address:port`` are established."""
+    wanted = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2] == wanted and line.split()[3] == "01")
+
+
 def test_the_private_host_has_no_route_from_the_controller(lab: Lab) -> None:
     assert lab.host("h02").address == PRIVATE and lab.host("h02").via == "h01"
     with pytest.raises(OSError) as raised:
@@ -97,6 +105,11 @@ def test_premarket_heals_the_private_host_through_the_inventory_jump_host(lab: L
     # controller twice (its own run, and the tunnel for h02).
     assert f"Accepted publickey for root from 198.19.{SUBNET}.1 " in sshd_log(lab, "h02")[seen_h02:]
     assert sshd_log(lab, "h01")[seen_h01:].count(f"Accepted publickey for root from 198.18.{SUBNET}.1 ") >= 2
+    # Every connection is closed once the run is over, the jump host's tunnel too.
+    deadline = time.monotonic() + 5
+    while established_to(lab.host("h01").address, 22):
+        assert time.monotonic() < deadline, "a connection to the jump host h01 was left open after the run"
+        time.sleep(0.1)
 
 
 def test_a_jump_host_that_cannot_reach_the_private_host_is_named(lab: Lab, tmp_path: Path) -> None:

@@ -318,8 +318,16 @@ def _from_hop(exc: ConnectError, hop: Hop, target: Hop) -> ConnectError:
 
 
 def close_session(session: Session) -> None:
-    close = getattr(session, "close", None)
-    if callable(close):
-        # Closing is best effort: the host's result is already known.
-        with contextlib.suppress(Exception):
-            close()
+    """Close the host's connection and every jump host's on its way (Fabric's ``close`` leaves a
+    connection's gateway open; each host has a gateway chain of its own)."""
+    current: object = session
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        close = getattr(current, "close", None)
+        if callable(close):
+            # Closing is best effort: the host's result is already known.
+            with contextlib.suppress(Exception):
+                close()
+        gateway = getattr(current, "gateway", None)
+        current = gateway if isinstance(gateway, Connection) else None
