@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -73,69 +73,49 @@ def _judge(path: str, st: os.stat_result, owners: Sequence[int]) -> Optional[Tru
     return None
 
 
+def _path_and_parents(path: str) -> Iterator[str]:
+    """``path``, then each directory above it, up to ``/``."""
+    while True:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
 def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProblem]:
-    """Every reason root must not trust ``path`` (empty: trusted). A missing path is a problem too."""
+    """Every reason root must not trust ``path`` (empty: trusted). A missing path is a problem too.
+
+    Two chains are judged, each entry once: the path as written (a symlink anywhere on it, such
+    as ``app/.guardian -> /opt/x``, is only as safe as its owner and the directory holding it,
+    which could swap it for another target), and the real path it leads to now.
+    """
     allowed = tuple(owners)
-    problems: List[TrustProblem] = []
     try:
         real = os.path.realpath(path)
-        st = os.stat(real)
+        os.stat(real)
     except OSError as exc:
         return [TrustProblem(path, 0, -1, -1, f"cannot be checked: {exc.strerror}")]
-    if real != os.path.abspath(path):
-        link = os.path.abspath(path)
+    problems: List[TrustProblem] = []
+    seen = set()
+    for step in (*_path_and_parents(os.path.abspath(path)), *_path_and_parents(real)):
+        if step in seen:
+            continue
+        seen.add(step)
         try:
-            link_st = os.lstat(link)
-            if stat.S_ISLNK(link_st.st_mode) and link_st.st_uid not in {0, *allowed}:
-                problems.append(
-                    TrustProblem(
-                        link, link_st.st_mode, link_st.st_uid, link_st.st_gid, "a symlink owned by another user"
-                    )
-                )
-        except OSError:
-            pass
-    problem = _judge(real, st, allowed)
-    if problem:
-        problems.append(problem)
-    # The path as written too: a symlink anywhere on it (``app/.guardian -> /opt/x``) is only as
-    # safe as the directory holding it, which could swap it for another target.
-    seen = {real}
-    written = os.path.abspath(path)
-    prefix = os.path.dirname(written)
-    while prefix not in seen:
-        seen.add(prefix)
-        try:
-            entry = os.lstat(prefix)
-            target = os.stat(prefix)
+            st = os.lstat(step)
         except OSError as exc:
-            problems.append(TrustProblem(prefix, 0, -1, -1, f"cannot be checked: {exc.strerror}"))
-            break
-        if stat.S_ISLNK(entry.st_mode) and entry.st_uid not in {0, *allowed}:
-            problems.append(
-                TrustProblem(prefix, entry.st_mode, entry.st_uid, entry.st_gid, "a symlink owned by another user")
-            )
-        problem = _judge(prefix, target, allowed)
+            problems.append(TrustProblem(step, 0, -1, -1, f"cannot be checked: {exc.strerror}"))
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            problem = _judge(step, st, allowed)
+        elif st.st_uid not in {0, *allowed}:  # where it leads is judged on the real chain
+            problem = TrustProblem(step, st.st_mode, st.st_uid, st.st_gid, "a symlink owned by another user")
+        else:
+            problem = None
         if problem:
             problems.append(problem)
-        parent = os.path.dirname(prefix)
-        if parent == prefix:
-            break
-        prefix = parent
-    current = os.path.dirname(real)
-    while True:
-        st = os.stat(current)
-        problem = _judge(current, st, allowed)
-        if problem:
-            problems.append(problem)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    unique: List[TrustProblem] = []
-    for problem in problems:  # the written and the real path share their upper directories
-        if all(problem.path != other.path for other in unique):
-            unique.append(problem)
-    return unique
+    return problems
 
 
 def untrusted(paths: Iterable[str], *, owners: Iterable[int] = ()) -> List[TrustProblem]:
