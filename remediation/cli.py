@@ -48,7 +48,8 @@ HELP = {
     "ssh_config": f"ssh_config file for Host aliases ('' for none; default: {CONFIG_FILE}'s, else ~/.ssh/config)",
     "reports": f"report folder (default: {CONFIG_FILE}'s, else reports/)",
     "json": "print the machine-readable report on stdout instead of the recap",
-    "force": "act even when one signature hits more than --blast-radius % of hosts (a common-cause incident)",
+    "force": "act even when one signature hits more than --blast-radius % of hosts (a common-cause incident), "
+    "and restart inside the services' quiet windows",
     "blast_radius": "percent of selected hosts one signature may hit before it is an incident (default 50)",
     "webhook": f"Slack-compatible webhook for alerts (default ${WEBHOOK_ENV}); never logged",
 }
@@ -180,6 +181,8 @@ def premarket(
         "max_fail_percent": "start no new batch once more than P% of hosts failed or were unreachable",
         "yes": "do not ask for confirmation on protected groups",
         "reset_breaker": "forget each host's restart history (close open breakers) first",
+        "force_unsafe": "restart even where a service's safe_to_restart says no (implies --force; asks first "
+        "unless --yes)",
     },
     iterable=["inventory", "rules"],
     auto_shortflags=False,
@@ -205,6 +208,7 @@ def recover(
     reports: str | None = None,
     json: bool = False,
     force: bool = False,
+    force_unsafe: bool = False,
     blast_radius: float | None = None,
     webhook: str | None = None,
 ) -> int:

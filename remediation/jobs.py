@@ -49,7 +49,9 @@ class FleetRequest:
     accept_new_host_keys: bool = False
     ssh_config: str | None = "~/.ssh/config"
     overrides: dict[str, Any] = field(default_factory=dict)
-    force: bool = False  # act even on a common-cause incident (blast-radius guard)
+    # act even on a common-cause incident (blast-radius guard) and inside quiet windows
+    force: bool = False
+    force_unsafe: bool = False  # recover: restart even where safe_to_restart says no (confirmed)
     only: Sequence[str] = ()  # recover: "locks" and/or signatures (uw, sip, or full names)
     json_output: bool = False
     remove: bool = False  # deploy --remove
@@ -113,6 +115,24 @@ def confirm_protected(inventory: Inventory, hosts: Sequence[HostSpec], request: 
         raise GuardianError("not confirmed; nothing was done")
 
 
+def confirm_unsafe(hosts: Sequence[HostSpec], request: FleetRequest, command: str) -> None:
+    """``--force-unsafe`` restarts services whose own safe_to_restart says no: asked, like a
+    protected group, unless ``--yes`` (a dry run only shows what it would do)."""
+    if not request.force_unsafe or request.yes or request.dry_run:
+        return
+    guarded = sorted(
+        {name for h in hosts for name, spec in (h.get("services") or {}).items() if spec.get("safe_to_restart")}
+    )
+    question = (
+        f"{command} --force-unsafe will restart {', '.join(guarded) or 'services'} on up to {len(hosts)} host(s) "
+        "even where safe_to_restart says no (e.g. orders in flight). Continue? [y/N] "
+    )
+    if not sys.stdin.isatty():
+        raise GuardianError(f"{question.split(' Continue')[0]}; not confirmed: re-run with --yes")
+    if input(question).strip().lower() not in ("y", "yes"):
+        raise GuardianError("not confirmed; nothing was done")
+
+
 def run_job(request: FleetRequest, *, command: str, console: Console, action: str = "run") -> RunReport:
     """Check, heal, verify and collect on every selected host; returns the saved report."""
     if request.forks < 1:
@@ -126,11 +146,14 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         raise GuardianError(str(exc)) from None
     if command == "recover":
         confirm_protected(inventory, hosts, request, command)
+    confirm_unsafe(hosts, request, command)
     job = JobOptions(
         run_id=new_run_id(),
         command=command,
         dry_run=request.dry_run or request.drift_check,
         force=command == "recover",
+        override_windows=request.force or request.force_unsafe,
+        override_unsafe=request.force_unsafe,
         only=only,
         signatures=rules_data(signatures),
         check=request.check,
@@ -151,6 +174,7 @@ def run_job(request: FleetRequest, *, command: str, console: Console, action: st
         "forks": request.forks,
         "check": request.check,
         "force": request.force,
+        "force_unsafe": request.force_unsafe,
         "only": list(request.only),
         "inventory": [str(p) for p in request.inventory],
         "rules": [str(p) for p in request.rules],

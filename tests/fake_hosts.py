@@ -188,7 +188,7 @@ def runner(
                 session.result("healthy", "healthy: nothing to do", before=before)
                 return
             if job.defer:
-                session.result("deferred", "checked; recovery deferred until the fleet-wide incident check")
+                session.result("surveyed", "checked; recovery waits for the fleet-wide incident check")
                 return
             suppress = dict(job.suppress)
             if job.gate:

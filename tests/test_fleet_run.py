@@ -233,7 +233,7 @@ def test_a_second_ctrl_c_cuts_at_once(run_fleet: RunFleet) -> None:
 
 def test_ctrl_c_during_a_separate_survey_changes_nothing_and_says_so(run_fleet: RunFleet) -> None:
     """forks < hosts: the blast-radius survey is a first run of its own. A host whose survey run
-    ends "deferred" during the grace is reported interrupted before acting; no host acts."""
+    ends "surveyed" during the grace is reported interrupted before acting; no host acts."""
     fleet = run_fleet(
         {
             "h1": runner(UW, check_seconds=0.6, check_stoppable=False, during_check=ctrl_c_after(0.3)),

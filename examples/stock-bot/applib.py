@@ -99,11 +99,27 @@ class Logger:
             fh.write(f"{stamp} [{os.getpid()}] {msg}\n")
 
 
-def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
+def orders_in_flight(state):
+    """The trading bot's open orders: the count lab_fault ``unsafe`` sets (0 when none)."""
+    try:
+        with open(os.path.join(state, ".fault_orders")) as fh:
+            return max(0, int(fh.read().strip() or 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def run_daemon(name, pid_file, status_file, log_file, healthy, faulty, heartbeat=None, orders=False):
     """Run a dummy daemon loop until SIGTERM/SIGINT.
 
     Writes state/<pid_file> and state/<status_file>; SIGUSR1 switches the status
-    from ``healthy`` to ``faulty`` for the rest of the process's life.
+    from ``healthy`` to ``faulty`` for the rest of the process's life. Every ~2 s
+    it rewrites the status and touches state/<heartbeat> (its heartbeat file);
+    with ``orders`` the status carries ``orders_in_flight``.
+
+    Lab faults (marker files in state/): ``.fault_crash_<name>`` exits 3 at start;
+    ``.fault_crash_after_<name>`` exits 4 about 3 s after each start (it comes up,
+    looks healthy, then dies); ``.fault_hung_<name>`` stops the heartbeat after the
+    first beat while the process lives on (a hung daemon).
     """
     _, state, logs = app_paths()
     log = Logger(os.path.join(logs, log_file))
@@ -111,14 +127,25 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
         # lab fault crash-loop: this daemon dies at every start, as one whose upstream is gone would
         log(f"{name}: crash-loop fault: exiting with status 3 at start")
         return 3
+    crash_at = None
+    if os.path.exists(os.path.join(state, ".fault_crash_after_" + name)):
+        crash_at = time.time() + 3.0
+    hung = os.path.exists(os.path.join(state, ".fault_hung_" + name))
     pid_path = os.path.join(state, pid_file)
     status_path = os.path.join(state, status_file)
+    beat_path = os.path.join(state, heartbeat) if heartbeat else None
     pid = os.getpid()
     status = {"pid": pid, "started_at": time.time(), "status": healthy, "heartbeat": time.time()}
 
     def publish():
         status["heartbeat"] = time.time()
+        if orders:
+            status["orders_in_flight"] = orders_in_flight(state)
         write_json(status_path, status)
+        if beat_path:
+            with open(beat_path, "a"):
+                pass
+            os.utime(beat_path, None)
 
     def on_fault(signum, frame):
         status["status"] = faulty
@@ -142,6 +169,11 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
         last = time.time()
         while True:
             time.sleep(0.5)
+            if crash_at is not None and time.time() >= crash_at:
+                log(f"{name}: crash-after-start fault: exiting with status 4")
+                return 4
+            if hung:
+                continue  # alive, answering nothing: no heartbeat from here on
             if time.time() - last >= 2.0:
                 publish()
                 last = time.time()
@@ -151,7 +183,6 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
                 os.unlink(pid_path)
             except OSError:
                 pass
-    return 0
 
 
 if __name__ == "__main__":

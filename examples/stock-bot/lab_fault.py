@@ -15,7 +15,19 @@ Kinds:
   flood       touch state/.fault_flood (health check floods stdout)
   slow-stop   touch state/.fault_slow_stop (daemons take 3 s to exit on SIGTERM, as one
               draining its work would: a restart is slow)
-  reset       undo hang/flood/locks; stop the live-lock holder (by recorded pid)
+  unsafe      the trading bot has 3 orders in flight (state/.fault_orders) and SIGUSR1 (SIP
+              delay): safe_to_restart says no, so Guardian defers its restart; waits until the
+              bot publishes the count
+  safe        no order in flight any more (safe_to_restart says go again)
+  crash-after-start
+              touch state/.fault_crash_after_uw-daemon and SIGUSR1 the UW daemon: its
+              restart comes up, then exits ~3 s later, at every start
+  hung-daemon touch state/.fault_hung_uw-daemon and SIGUSR1 the UW daemon: its restart
+              stays alive but stops its heartbeat (state/uw_heartbeat) after the first beat
+  pre-restart-fail / post-restart-fail
+              touch state/.fault_pre_restart_fail / .fault_post_restart_fail (the example's
+              pre_restart / post_restart hooks fail)
+  reset       undo every marker above, hang/flood/locks; stop the live-lock holder (by recorded pid)
 
 Processes are only ever signalled by pid, never by name.
 """
@@ -32,7 +44,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from applib import APP_DIR, app_paths, pid_alive, read_json, read_pid, write_atomic
 
-KINDS = ("uw", "sip", "stale-lock", "live-lock", "kill", "crash-loop", "hang", "flood", "slow-stop", "reset")
+KINDS = (
+    "uw", "sip", "stale-lock", "live-lock", "kill", "crash-loop", "hang", "flood", "slow-stop",
+    "unsafe", "safe", "crash-after-start", "hung-daemon", "pre-restart-fail", "post-restart-fail", "reset",
+)
+MARKERS = (
+    ".fault_hang", ".fault_flood", ".fault_slow_stop", ".fault_crash_uw-daemon", "metadata.lock",
+    ".fault_orders", ".fault_crash_after_uw-daemon", ".fault_hung_uw-daemon",
+    ".fault_pre_restart_fail", ".fault_post_restart_fail",
+)
 HOLDER_FILE = ".live_lock_holder.pid"
 
 
@@ -54,6 +74,36 @@ def signal_daemon(state, status_file, script, sig, what):
     os.kill(pid, sig)
     print(f"sent {signal.Signals(sig).name} to {what} pid {pid}")
     return 0
+
+
+def touch(state, name):
+    with open(os.path.join(state, name), "a"):
+        pass
+    print("touched state/" + name)
+    return 0
+
+
+def orders(state, count):
+    """Set the trading bot's orders in flight; with some, also inject the SIP delay (so Guardian
+    wants to restart it). Waits until the running bot has published the count."""
+    path = os.path.join(state, ".fault_orders")
+    if count:
+        write_atomic(path, f"{count}\n")
+    elif os.path.exists(path):
+        os.unlink(path)
+    pid = daemon_pid(state, "trading_bot.json", "main.py")
+    if pid is None:
+        print(f"orders in flight: {count} (trading bot not running)")
+        return 0
+    if count:
+        os.kill(pid, signal.SIGUSR1)  # the bot republishes its status at once, with the count
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if ((read_json(os.path.join(state, "trading_bot.json")) or {}).get("orders_in_flight") or 0) == count:
+            print(f"orders in flight: {count} (trading bot pid {pid})")
+            return 0
+        time.sleep(0.1)
+    return fail(f"the trading bot did not publish {count} orders in flight within 5 s")
 
 
 def dead_pid():
@@ -107,7 +157,7 @@ def hold(lock):
 
 
 def reset(state):
-    for name in (".fault_hang", ".fault_flood", ".fault_slow_stop", ".fault_crash_uw-daemon", "metadata.lock"):
+    for name in MARKERS:
         path = os.path.join(state, name)
         if os.path.exists(path):
             os.unlink(path)
@@ -153,6 +203,16 @@ def main(argv=None):
         if daemon_pid(state, "uw_daemon.json", "uw_flow_daemon.py") is None:
             return 0
         return signal_daemon(state, "uw_daemon.json", "uw_flow_daemon.py", signal.SIGKILL, "UW daemon")
+    if args.kind == "unsafe":
+        return orders(state, 3)
+    if args.kind == "safe":
+        return orders(state, 0)
+    if args.kind in ("crash-after-start", "hung-daemon"):
+        marker = ".fault_crash_after_uw-daemon" if args.kind == "crash-after-start" else ".fault_hung_uw-daemon"
+        touch(state, marker)
+        return signal_daemon(state, "uw_daemon.json", "uw_flow_daemon.py", signal.SIGUSR1, "UW daemon")
+    if args.kind in ("pre-restart-fail", "post-restart-fail"):
+        return touch(state, ".fault_" + args.kind.replace("-fail", "_fail").replace("-", "_"))
     if args.kind == "stale-lock":
         return stale_lock(state)
     if args.kind == "live-lock":

@@ -2,8 +2,8 @@
 """Dummy trading bot.
 
 Writes state/main.pid and state/trading_bot.json
-({"pid", "started_at", "status": "streaming", "heartbeat"}), logs to
-logs/trading-bot.log and heartbeats every ~2 s until SIGTERM/SIGINT (exit 0).
+({"pid", "started_at", "status": "streaming", "heartbeat", "orders_in_flight"}), logs to
+logs/trading-bot.log and heartbeats every ~2 s (touching state/bot_heartbeat) until SIGTERM/SIGINT (exit 0).
 SIGUSR1 injects an Alpaca SIP feed delay: status becomes "sip_delay" until the
 bot is restarted.
 """
@@ -17,4 +17,4 @@ from applib import run_daemon
 
 if __name__ == "__main__":
     sys.exit(run_daemon("trading-bot", "main.pid", "trading_bot.json", "trading-bot.log",
-                        healthy="streaming", faulty="sip_delay"))
+                        healthy="streaming", faulty="sip_delay", heartbeat="bot_heartbeat", orders=True))

@@ -3,7 +3,7 @@
 
 Writes state/uw_flow_daemon.pid and state/uw_daemon.json
 ({"pid", "started_at", "status": "connected", "heartbeat"}), logs to
-logs/uw-daemon.log and heartbeats every ~2 s until SIGTERM/SIGINT (exit 0).
+logs/uw-daemon.log and heartbeats every ~2 s (touching state/uw_heartbeat) until SIGTERM/SIGINT (exit 0).
 SIGUSR1 injects a UW socket failure: status becomes "socket_error" until the
 daemon is restarted.
 """
@@ -17,4 +17,4 @@ from applib import run_daemon
 
 if __name__ == "__main__":
     sys.exit(run_daemon("uw-daemon", "uw_flow_daemon.pid", "uw_daemon.json", "uw-daemon.log",
-                        healthy="connected", faulty="socket_error"))
+                        healthy="connected", faulty="socket_error", heartbeat="uw_heartbeat"))

@@ -16,9 +16,11 @@ from . import events
 from .commands import Command, ManagerError, execute
 from .context import RunContext, hostname, now_iso
 from .guards import record_restart
+from .identity import Identity
 from .locks import LockVerdict, remove_lock
 from .managers import Manager, ServiceSpec, ServiceState, pidfile_status, read_status, run_command
 from .plan import Plan, PlannedAction
+from .safety import HookRun, ServiceSafety, run_hook
 
 #: How a restart is confirmed: the service's state is read at once, then after pauses growing
 #: from POLL_FIRST to POLL_MAX seconds, until a new pid or the restart timeout.
@@ -28,10 +30,20 @@ POLL_FIRST, POLL_MAX = 0.05, 0.5
 class Recovery:
     """The plan's actions on this host, with the manager that restarts its services."""
 
-    def __init__(self, ctx: RunContext, manager: Manager, services: Dict[str, ServiceSpec]) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        manager: Manager,
+        services: Dict[str, ServiceSpec],
+        safety: Optional[Dict[str, ServiceSafety]] = None,
+        identity: Optional[Identity] = None,
+    ) -> None:
         self.ctx = ctx
         self.manager = manager
         self.services = services
+        self.safety = safety or {}
+        self.identity = identity  # who the hooks run as (run_as), as the check does
+        self.restarted_at: Dict[str, float] = {}  # service -> when its new pid was seen
 
     # -- what the plan shows --------------------------------------------------------------------
 
@@ -108,6 +120,8 @@ class Recovery:
                     if refusal:  # the manager's state forbids it (a masked unit...): nothing is done
                         result.update(result="refused", detail=refusal)
                         ctx.log.write(f"NOT restarting {action.target}: {refusal}")
+                    elif not self._safe_now(action, result):
+                        pass  # deferred at the last moment: the record says why; nothing restarted
                     else:
                         # An attempt counts against the budget whether or not it succeeds, and it is
                         # counted first, so the breaker and the record agree even if this run dies here.
@@ -119,7 +133,19 @@ class Recovery:
                         )
                         new_pid, detail = self._restart(action, result, before)
                         restarted[action.target] = new_pid
+                        self.restarted_at[action.target] = time.time()
                         result.update(result="ok", detail=detail, new_pid=new_pid)
+                        self._post_restart(action, result)
+                elif action.kind == "defer":
+                    path = self._write_alert(action, name=f"guardian_deferred_{action.target}")
+                    result.update(
+                        result=events.DEFERRED,
+                        detail=action.reason.split("; restart deferred: ", 1)[-1],
+                        defer=action.detail.get("defer", ""),
+                        gate=action.detail.get("gate"),
+                        file=os.path.basename(path),
+                    )
+                    ctx.log.write(f"DEFERRED: restart of {action.target}: {action.reason}")
                 elif action.kind == "breaker_open":
                     path = self._write_alert(action, name=f"guardian_breaker_{action.target}")
                     result.update(
@@ -141,6 +167,53 @@ class Recovery:
             ctx.write_journal()
             ctx.emit(events.action(result))
         return restarted
+
+    def _hook(self, service: str, name: str, result: Dict[str, Any]) -> Optional[HookRun]:
+        """Run the service's ``name`` hook (if it has one) and keep its answer in the action's record."""
+        safety = self.safety.get(service)
+        hook = safety.hook(name) if safety is not None else None
+        if hook is None:
+            return None
+        self.ctx.phase(name.replace("_", "-"))
+        done = run_hook(hook, app_dir=self.ctx.app_dir, identity=self.identity, watch=self.ctx.watch)
+        result[name] = done.to_dict()
+        self.ctx.write_journal()
+        self.ctx.log.write(f"{name} {service}: {'ok' if done.ok else 'FAILED'} ({done.why()})")
+        return done
+
+    def _safe_now(self, action: PlannedAction, result: Dict[str, Any]) -> bool:
+        """Right before the restart: safe_to_restart once more (orders may have opened since the
+        plan), then pre_restart. Either saying no defers the restart, with its words as the reason."""
+        ctx = self.ctx
+        if not ctx.job.override_unsafe:
+            asked = self._hook(action.target, "safe_to_restart", result)
+            if asked is not None and not asked.ok:
+                why = f"safe_to_restart said no just before the restart: {asked.why()}"
+                return self._defer(action, result, "unsafe", why)
+        pre = self._hook(action.target, "pre_restart", result)
+        if pre is not None and not pre.ok:
+            return self._defer(action, result, "pre-restart", f"pre_restart failed: {pre.why()}")
+        return True
+
+    def _defer(self, action: PlannedAction, result: Dict[str, Any], kind: str, why: str) -> bool:
+        path = self._write_alert(
+            PlannedAction(action.kind, action.target, f"{action.reason}; restart deferred: {why}"),
+            name=f"guardian_deferred_{action.target}",
+        )
+        result.update(result=events.DEFERRED, detail=why, defer=kind, file=os.path.basename(path))
+        self.ctx.log.write(f"DEFERRED: restart of {action.target}: {why}")
+        return False
+
+    def _post_restart(self, action: PlannedAction, result: Dict[str, Any]) -> None:
+        """After the new pid: post_restart (e.g. reconcile). A failure leaves the restart done but
+        the host not healed (``unstable``)."""
+        post = self._hook(action.target, "post_restart", result)
+        if post is not None and not post.ok:
+            problem = f"post_restart for {action.target} failed: {post.why()}"
+            self.ctx.record.setdefault("unstable", []).append(
+                {"service": action.target, "problem": problem, "down": False}
+            )
+            result["detail"] += f"; {problem}"
 
     def _restart(
         self, action: PlannedAction, result: Dict[str, Any], before: ServiceState
@@ -212,20 +285,41 @@ class Recovery:
         except ManagerError as exc:
             return ServiceState(False, None, "unknown", str(exc))
 
-    def confirm(self, service: str, new_pid: Optional[int]) -> None:
-        """After the settle: the restarted service still runs with the pid its restart gave it."""
+    def confirm(self, service: str, new_pid: Optional[int], *, first: bool = True) -> str:
+        """At each verification pass: the restarted service still runs with the pid its restart
+        gave it. Returns what went wrong ("" when it holds): it exited, or its manager restarted it."""
         ctx = self.ctx
         state = self.status(self.services[service])
         ok = state.running and state.pid == new_pid
-        for action in ctx.record["actions"]:
-            if action["kind"] == "restart" and action["target"] == service:
-                action["confirmed"] = ok
-                action["state_after_settle"] = state.to_dict()
-                if not ok and action["result"] == "ok":
-                    action["result"] = "failed"
-                    action["detail"] += f"; did not stay up (now {state.state} pid {state.pid})"
-        ctx.emit(events.confirm(service, ok, state.pid))
-        ctx.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed'} (pid {state.pid})")
+        problem = ""
+        if not ok:
+            since = time.time() - self.restarted_at.get(service, time.time())
+            if state.running and state.pid is not None:
+                problem = (
+                    f"{service} was restarted again by {self.manager.kind} {since:.0f} s after Guardian's "
+                    f"restart (pid {new_pid} -> {state.pid})"
+                )
+            else:
+                problem = f"{service} exited {since:.0f} s after restart (pid {new_pid}; now {state.state})"
+        if first or not ok:
+            for action in ctx.record["actions"]:
+                if action["kind"] == "restart" and action["target"] == service and action["result"] in ("ok", "failed"):
+                    action["confirmed"] = ok
+                    action["state_after_settle" if first else "state_when_lost"] = state.to_dict()
+                    if not ok and action["result"] == "ok":
+                        action["result"] = "failed"
+                        action["detail"] += f"; did not stay up: {problem}"
+            ctx.emit(events.confirm(service, ok, state.pid))
+            ctx.log.write(f"{service} {'confirmed running' if ok else 'NOT confirmed: ' + problem} (pid {state.pid})")
+        return problem
+
+    def mark_unstable(self, service: str, problem: str) -> None:
+        """A restarted service that runs but does not work (its heartbeat stands still)."""
+        for action in self.ctx.record["actions"]:
+            if action["kind"] == "restart" and action["target"] == service and action["result"] == "ok":
+                action["result"] = "failed"
+                action["detail"] += f"; {problem}"
+        self.ctx.write_journal()
 
     def _write_alert(self, action: PlannedAction, *, name: Optional[str] = None) -> str:
         ctx = self.ctx

@@ -57,12 +57,14 @@ def run_check(
     log_path: Optional[str],
     watch: Optional[ControllerWatch] = None,
     identity: Optional[Identity] = None,
+    what: str = "health check",
 ) -> CheckRun:
     """Run ``argv`` in ``cwd`` (as ``identity``: its uid and gid, no supplementary groups, a clean
-    environment); kill its whole process group if it outlives ``timeout``."""
+    environment); kill its whole process group if it outlives ``timeout``. ``what`` names it in
+    errors; only the health check (``argv``: python, script) must be a file that exists."""
     started = time.monotonic()
     scanner = SignatureScanner(signatures)
-    if not os.path.isfile(argv[1] if len(argv) > 1 else argv[0]):
+    if what == "health check" and not os.path.isfile(argv[1] if len(argv) > 1 else argv[0]):
         missing = argv[1] if len(argv) > 1 else argv[0]
         return CheckRun(argv, None, False, f"health check not found: {missing}", 0.0, 0, "", [])
     log_fd = -1
@@ -90,7 +92,7 @@ def run_check(
     except OSError as exc:
         if log_fd >= 0:
             os.close(log_fd)
-        return CheckRun(argv, None, False, f"cannot start health check: {exc}", 0.0, 0, "", [])
+        return CheckRun(argv, None, False, f"cannot start {what}: {exc}", 0.0, 0, "", [])
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     tail = bytearray()

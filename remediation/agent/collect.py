@@ -4,12 +4,13 @@ a ``file`` event carrying the tail of the file (bounded by ``collect_max_bytes``
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
 import stat
 import time
-from typing import Any, Dict, List, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import MANIFEST_FILE, VERSION, events
 from .context import RunContext, hostname, now_iso
@@ -107,10 +108,8 @@ def last_cron_runs(journal_dir: str, checks: Set[str]) -> Dict[str, str]:
     return found
 
 
-def deployment(ctx: RunContext) -> Dict[str, Any]:
-    """What the controller needs to tell whether cron still runs Guardian here: the manifest deploy
-    wrote (its schedules; when it last changed), the host's zone and its clock now."""
-    facts: Dict[str, Any] = {"host_time": round(time.time(), 3), "tz": host_timezone()}
+def read_manifest(ctx: RunContext) -> Tuple[Optional[Dict[str, Any]], float, str]:
+    """The manifest deploy wrote (``deployed.json``), its mtime, and what was wrong with it."""
     path = os.path.join(ctx.guardian_dir, MANIFEST_FILE)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -118,20 +117,45 @@ def deployment(ctx: RunContext) -> Dict[str, Any]:
             manifest = json.load(fh)
             mtime = os.fstat(fh.fileno()).st_mtime
     except FileNotFoundError:
-        facts["deployed"] = None
-        return facts
+        return None, 0.0, ""
     except (OSError, ValueError) as exc:
+        return None, 0.0, f"{path} unreadable: {exc}"
+    if not isinstance(manifest, dict):
+        return None, 0.0, f"{path} holds no JSON object"
+    return manifest, mtime, ""
+
+
+def deployment(ctx: RunContext) -> Dict[str, Any]:
+    """What the controller needs to tell whether cron still runs Guardian here: the manifest deploy
+    wrote (its schedules; when it last changed), the host's zone and its clock now."""
+    facts: Dict[str, Any] = {"host_time": round(time.time(), 3), "tz": host_timezone()}
+    manifest, mtime, problem = read_manifest(ctx)
+    if manifest is None:
         facts["deployed"] = None
-        facts["problem"] = f"{path} unreadable: {exc}"
+        if problem:
+            facts["problem"] = problem
         return facts
-    if isinstance(manifest, dict):
-        facts["deployed"] = {**manifest, "changed_at": now_iso(mtime)}
-        checks = {str(s.get("check")) for s in manifest.get("schedules") or [] if isinstance(s, dict)}
-        facts["last_runs"] = last_cron_runs(ctx.journal_dir, checks)
-    else:
-        facts["deployed"] = None
-        facts["problem"] = f"{path} holds no JSON object"
+    facts["deployed"] = {**manifest, "changed_at": now_iso(mtime)}
+    checks = {str(s.get("check")) for s in manifest.get("schedules") or [] if isinstance(s, dict)}
+    facts["last_runs"] = last_cron_runs(ctx.journal_dir, checks)
     return facts
+
+
+def next_scheduled_run(ctx: RunContext, after: dt.datetime) -> Optional[dt.datetime]:
+    """When cron (or its timer) next runs this run's check here, at or after ``after`` (UTC);
+    None when deploy installed no schedule for it."""
+    from .cronblock import ScheduleError
+    from .cronexpr import CronSchedule, zone
+
+    manifest, _, _ = read_manifest(ctx)
+    schedules = [s for s in (manifest or {}).get("schedules") or [] if isinstance(s, dict)]
+    mine = [s for s in schedules if s.get("check") == os.path.basename(ctx.check_path)]
+    try:
+        tz = zone(host_timezone())
+        fires = [CronSchedule.parse(str(s.get("schedule"))).next_fire(after, tz) for s in mine]
+    except ScheduleError:
+        return None
+    return min((f for f in fires if f is not None), default=None)
 
 
 def send_files(ctx: RunContext) -> None:

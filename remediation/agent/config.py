@@ -21,7 +21,7 @@ from dataclasses import field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union, get_type_hints
 
 #: Logical services the seed knows, and how each manager finds them by default.
-DEFAULT_SERVICES: Dict[str, Dict[str, str]] = {
+DEFAULT_SERVICES: Dict[str, Dict[str, Any]] = {
     "uw-daemon": {"name": "uw-daemon", "program": "uw_flow_daemon.py", "pidfile": "state/uw_flow_daemon.pid"},
     "trading-bot": {"name": "trading-bot", "program": "main.py", "pidfile": "state/main.pid"},
 }
@@ -87,7 +87,9 @@ class HostSettings:
     python: str = field(default="python3", metadata=_SETTING)
     manager: str = field(default="supervisor", metadata=_SETTING)
     manager_options: Dict[str, Any] = field(default_factory=dict, metadata=_SETTING)
-    services: Dict[str, Dict[str, str]] = field(default_factory=lambda: _copy(DEFAULT_SERVICES), metadata=_SETTING)
+    # Each service: name, program, pidfile; and for a safe restart (see safety): safe_to_restart,
+    # pre_restart, post_restart ({run: [argv], timeout}), heartbeat, heartbeat_max_age.
+    services: Dict[str, Dict[str, Any]] = field(default_factory=lambda: _copy(DEFAULT_SERVICES), metadata=_SETTING)
     check: str = field(default="pre_market_health_check.py", metadata=_SETTING)
     check_args: List[str] = field(default_factory=list, metadata=_SETTING)
     check_timeout: float = field(default=60.0, metadata=_SETTING)
@@ -96,6 +98,12 @@ class HostSettings:
     lock_max_age: float = field(default=3600.0, metadata=_SETTING)
     lock_wait: float = field(default=5.0, metadata=_SETTING)
     restart_timeout: float = field(default=20.0, metadata=_SETTING)
+    # Healed means stable: after the settle, the check must pass this many times in a row over
+    # this many seconds, each restarted service keeping its pid (and moving its heartbeat).
+    verify_passes: int = field(default=2, metadata=_SETTING)
+    verify_window: float = field(default=5.0, metadata=_SETTING)
+    # When a restart needs --force: [{services, days, start, end, tz, name}] (see windows).
+    quiet_windows: List[Dict[str, Any]] = field(default_factory=list, metadata=_SETTING)
     collect_max_bytes: int = field(default=1 << 20, metadata=_SETTING)
     alert_keep: int = field(default=20, metadata=_SETTING)
     # The restart budget (circuit breaker): at most this many restarts of one service within
@@ -116,6 +124,16 @@ class HostSettings:
     journal_retain: int = field(default=500, metadata=_SETTING)
     alert_retain: int = field(default=200, metadata=_SETTING)
     journal_keep: int = 20  # how many cron-run journals a run brings home
+
+    def __post_init__(self) -> None:
+        # A service's value is typed Any (its hooks are lists or mappings, see safety): the
+        # parts every run reads are checked here, the hooks when a run uses them.
+        for service, spec in self.services.items():
+            if not isinstance(spec, dict):
+                raise RunnerConfigError(f"runner config services.{service}: expected a mapping, got {spec!r}")
+            for key in ("name", "program", "pidfile", "heartbeat"):
+                if key in spec and not isinstance(spec[key], str):
+                    raise RunnerConfigError(f"runner config services.{service}.{key}: expected str, got {spec[key]!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HostSettings:
@@ -138,6 +156,8 @@ class JobFields:
     run_id: Optional[str] = None  # None: the runner makes one up (cron)
     dry_run: bool = False
     force: bool = False  # recover whatever the check says (invoke recover)
+    override_windows: bool = False  # --force: restart inside a quiet window (cron never sets it)
+    override_unsafe: bool = False  # --force-unsafe: restart although safe_to_restart says no
     only: List[str] = field(default_factory=list)  # limit recovery to these steps: "locks", signature names
     suppress: Dict[str, str] = field(default_factory=dict)  # signature -> why not to act (common cause)
     reset_breaker: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import JOURNAL_DIR, STATE_SUBDIR, VERSION, events
 from .config import RunnerConfig
@@ -60,6 +60,8 @@ class RunContext:
         self.installed_files: List[str] = []  # cron's: the runner, config.json and secrets.json it read
         self.logs_fd = -1  # the app's logs/ directory, once opened (open_logs)
         self.watch = watch or ControllerWatch()
+        #: The wall clock the run's time-of-day decisions read (quiet windows, the next try).
+        self.clock: Callable[[], float] = time.time
 
     def phase(self, name: str) -> None:
         self.emit(events.phase(name))

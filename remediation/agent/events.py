@@ -54,8 +54,9 @@ FIELDS: Dict[str, Tuple[str, ...]] = {
 }
 KINDS: Tuple[str, ...] = tuple(FIELDS)
 
-#: Results an action record can carry: "started" is written before the action runs.
-STARTED, PLANNED = "started", "planned"
+#: Results an action record can carry: "started" is written before the action runs; "deferred"
+#: a restart put off on purpose (quiet window, safe_to_restart, pre_restart).
+STARTED, PLANNED, DEFERRED = "started", "planned", "deferred"
 
 
 # -- the runner's side: building events ---------------------------------------------------------

@@ -18,6 +18,8 @@ DESCRIPTIONS: Dict[str, str] = {
     "unexpected": "the check failed in a way that triggers no recovery (odd exit code, timeout, missing)",
     "degraded": "dry run: the check says degraded; nothing was changed",
     "unhealthy": "dry run: the check says unhealthy; nothing was changed",
+    "deferred": "a restart was due but not done: a quiet window, safe_to_restart or pre_restart said not now; "
+    "the reason and the next try are in the report",
     "busy": "another Guardian run held the host's lock",
     "untrusted": "refused: a file root would run or read (or a directory above it) is writable by another user",
     "failed": "Guardian itself could not finish on this host (deadline, runner error)",
@@ -36,7 +38,7 @@ DESCRIPTIONS: Dict[str, str] = {
     "held": "a maintenance hold is set: Guardian leaves the host alone",
     "released": "the maintenance hold was lifted",
     "skipped": "not started (a rolling recovery stopped early)",
-    "deferred": "survey only: checked, acting waits for the fleet-wide decision (never final)",
+    "surveyed": "survey only: checked, acting waits for the fleet-wide decision (never final)",
 }
 OUTCOMES: Tuple[str, ...] = tuple(DESCRIPTIONS)
 
@@ -58,7 +60,7 @@ OK_OUTCOMES: FrozenSet[str] = frozenset(
 #: Outcomes where no command ran on the host.
 UNREACHABLE_OUTCOMES: FrozenSet[str] = frozenset({"unreachable", "host-key-rejected"})
 #: Outcomes that need an operator: everything not ok, unreachable ones included.
-ATTENTION_OUTCOMES: FrozenSet[str] = frozenset(OUTCOMES) - OK_OUTCOMES - {"pending", "deferred"}
+ATTENTION_OUTCOMES: FrozenSet[str] = frozenset(OUTCOMES) - OK_OUTCOMES - {"pending", "surveyed"}
 #: A host still broken after Guardian did what it could (alerted by webhook).
 STILL_BAD_OUTCOMES: FrozenSet[str] = frozenset({"still-degraded", "still-unhealthy"})
 #: The on-host runner's own exit code is 0 for these (premarket/recover and deploy).
@@ -71,6 +73,8 @@ ACTION_RESULTS: Dict[str, str] = {
     "failed": "tried and did not work; the detail says why",
     "skipped": "nothing to do by the time it ran (a lock already gone, an unknown kind)",
     "blocked": "not done: the service's restart budget is spent (breaker open)",
+    "deferred": "not done now: a quiet window (needs --force), safe_to_restart (needs --force-unsafe) or a "
+    "failing pre_restart hook; the detail has the reason and the next try",
     "refused": "not done: the process manager says the service must not be restarted now (a systemd "
     "unit missing, masked, broken or stopped by an operator); the detail says what to do",
     "planned": "dry run: what a real run would do",
@@ -78,12 +82,14 @@ ACTION_RESULTS: Dict[str, str] = {
     "interrupted": "begun on the host, but the session was cut before its result came back",
 }
 
-#: The on-host runner's exit codes (``agent.main``): 0 ok, 2 not ok, 3 bad config.
+#: The on-host runner's exit codes (``agent.main``): 0 ok, 2 not ok, 3 bad config, 6 deferred.
 RUNNER_EXIT_OK, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_BAD_CONFIG = 0, 2, 3
 
 
 def runner_exit_code(outcome: str) -> int:
     """The on-host runner's exit code for a premarket/recover run that ended with ``outcome``."""
+    if outcome == "deferred":
+        return EXIT_DEFERRED  # cron's log and ping tell "put off on purpose" from "broken"
     return RUNNER_EXIT_OK if outcome in RUNNER_OK else RUNNER_EXIT_NOT_OK
 
 
@@ -93,6 +99,8 @@ EXIT_USAGE = 3
 EXIT_UNREACHABLE = 4
 #: No host needs attention now, but one missed its scheduled cron runs (self-heal silent).
 EXIT_SILENT = 5
+#: Nothing needs attention but restarts Guardian deliberately put off (deferred).
+EXIT_DEFERRED = 6
 #: The exit code of a run the operator interrupted (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 EXIT_CODES: Dict[int, str] = {
@@ -101,14 +109,18 @@ EXIT_CODES: Dict[int, str] = {
     EXIT_USAGE: "nothing ran: the command line, inventory or rules are wrong",
     EXIT_UNREACHABLE: "a host unreachable or its key rejected",
     EXIT_SILENT: "hosts ok, but one's self-heal is silent (missed cron runs)",
+    EXIT_DEFERRED: "no host needs attention except restarts deferred (quiet window, safe_to_restart, pre_restart)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
 
 def exit_code_for(outcomes: Sequence[str]) -> int:
-    """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok, else 0."""
+    """The task's exit code: 4 if any host was unreachable, else 2 if any is not ok (deferred
+    aside), else 6 if a restart was deferred, else 0."""
     if any(o in UNREACHABLE_OUTCOMES for o in outcomes):
         return EXIT_UNREACHABLE
-    if any(o not in OK_OUTCOMES for o in outcomes):
+    if any(o not in OK_OUTCOMES and o != "deferred" for o in outcomes):
         return EXIT_ATTENTION
+    if "deferred" in outcomes:
+        return EXIT_DEFERRED
     return EXIT_OK

@@ -7,7 +7,7 @@ prints it, and reports explain each action with the plan's reasons, so the three
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .guards import BreakerState
 from .locks import LockVerdict
@@ -39,11 +39,95 @@ def check_state(exit_code: Optional[int], *, timed_out: bool = False, error: str
     return CheckState(UNEXPECTED, f"unexpected exit code {exit_code}")
 
 
+@dataclass(frozen=True)
+class RestartGate:
+    """Whether a planned restart may go ahead now: its quiet windows and its ``safe_to_restart``
+    answer, decided from facts gathered before the plan (see :func:`restart_gate`)."""
+
+    service: str
+    deferred: bool
+    kind: str = ""  # why not: "quiet-window" | "unsafe"
+    reason: str = ""
+    notes: Tuple[str, ...] = ()  # what was overridden, what the precondition said
+    detail: Dict[str, Any] = field(default_factory=dict)  # {"window": ..., "safe_to_restart": ...}
+
+
+def restart_gate(
+    service: str,
+    window: Optional[Mapping[str, Any]],
+    precondition: Optional[Mapping[str, Any]],
+    *,
+    override_windows: bool,
+    override_unsafe: bool,
+) -> RestartGate:
+    """Pure: the gate of one restart from its window verdict (``windows.WindowVerdict.to_dict``)
+    and its precondition's answer (``safety.HookRun.to_dict``; None: none configured).
+
+    A quiet window defers unless ``override_windows`` (``--force``); a window that cannot be judged
+    (unknown zone) defers too, never restarts blind. A ``safe_to_restart`` that does not say go
+    defers unless ``override_unsafe`` (``--force-unsafe``), which the cron runner never sets."""
+    notes: List[str] = []
+    detail: Dict[str, Any] = {}
+    reasons: List[Tuple[str, str]] = []
+    if window is not None:
+        detail["window"] = dict(window)
+        if window.get("quiet"):
+            shown = _window_text(window)
+            if override_windows:
+                notes.append(f"{service}: {shown}: overridden by --force")
+            else:
+                reasons.append(("quiet-window", f"{shown} (a restart now needs --force)"))
+    if precondition is not None:
+        detail["safe_to_restart"] = dict(precondition)
+        said = _hook_text(precondition)
+        if precondition.get("ok"):
+            notes.append(f"{service}: safe_to_restart says go ({said})")
+        elif override_unsafe:
+            notes.append(f"{service}: safe_to_restart said no ({said}): overridden by --force-unsafe")
+        else:
+            reasons.append(("unsafe", f"safe_to_restart said no: {said}"))
+    if not reasons:
+        return RestartGate(service, False, notes=tuple(notes), detail=detail)
+    return RestartGate(
+        service,
+        True,
+        reasons[0][0],
+        "; ".join(text for _, text in reasons),
+        tuple(notes),
+        detail,
+    )
+
+
+def _window_text(window: Mapping[str, Any]) -> str:
+    spec = window.get("window") or {}
+    days = spec.get("days") or []
+    days_text = "daily" if len(days) == 7 else ",".join(days)
+    label = f"{spec.get('name')}: " if spec.get("name") else ""
+    where = f"{label}{spec.get('start')}-{spec.get('end')} {spec.get('tz')} ({days_text})"
+    if window.get("problem"):
+        return f"quiet window {where} cannot be judged on this host ({window['problem']})"
+    until = f" until {window['until']}" if window.get("until") else ""
+    return f"in quiet window {where}{until}"
+
+
+def _hook_text(run: Mapping[str, Any]) -> str:
+    """A hook's answer in a line: its last output lines, else how it ended."""
+    output = str(run.get("output") or "").strip().splitlines()
+    said = " / ".join(line.strip() for line in output[-3:] if line.strip())[:300]
+    if run.get("error"):
+        ended = str(run["error"])
+    elif run.get("timed_out"):
+        ended = "no answer within its timeout"
+    else:
+        ended = f"exit {run.get('exit_code')}"
+    return f"{ended}: {said}" if said else ended
+
+
 @dataclass
 class PlannedAction:
     """One step of a plan, with the reason an operator will read in the report."""
 
-    kind: str  # "remove_lock" | "restart" | "alert"
+    kind: str  # "remove_lock" | "restart" | "defer" | "breaker_open" | "alert"
     target: str
     reason: str
     detail: Dict[str, Any] = field(default_factory=dict)
@@ -93,6 +177,7 @@ def decide(
     only: Sequence[str] = (),
     suppress: Mapping[str, str] | None = None,
     breakers: Mapping[str, BreakerState] | None = None,
+    gates: Mapping[str, RestartGate] | None = None,
 ) -> Plan:
     """Decide what to do on one host.
 
@@ -111,6 +196,8 @@ def decide(
         only: limit recovery to these steps: ``locks`` and/or signature names.
         suppress: signature name -> why its actions must not run here (a common-cause incident).
         breakers: service -> restart budget state; a spent budget blocks the restart.
+        gates: service -> whether its restart may go ahead now (quiet window, safe_to_restart);
+            a deferred restart becomes a ``defer`` step (an alert file, nothing restarted).
     """
     notes: List[str] = []
     if not force and state.state == HEALTHY:
@@ -182,6 +269,26 @@ def decide(
                         )
                     )
                     continue
+                gate = (gates or {}).get(rule_action.target)
+                if gate is not None:
+                    notes.extend(gate.notes)
+                    if gate.deferred:
+                        actions.append(
+                            PlannedAction(
+                                "defer",
+                                rule_action.target,
+                                f"{why}; restart deferred: {gate.reason}",
+                                {"signature": signature.name, "defer": gate.kind, "gate": gate.detail},
+                            )
+                        )
+                        continue
+                    if gate.detail:
+                        actions.append(
+                            PlannedAction(
+                                kind, rule_action.target, why, {"signature": signature.name, "gate": gate.detail}
+                            )
+                        )
+                        continue
             actions.append(PlannedAction(kind, rule_action.target, why, {"signature": signature.name}))
     if not matches and not force:
         notes.append("no known failure signature matched; clearing stale locks and re-checking")
@@ -192,29 +299,67 @@ def decide(
     return Plan(state.state, True, actions, settle_seconds, notes)
 
 
-def final_outcome(before: CheckState, after: Optional[CheckState], *, dry_run: bool, held_back: bool = False) -> str:
-    """The host's outcome from the first check and (when recovery ran) the verification; a host
-    whose recovery was all held back stays what its check said (``still-*``)."""
+def final_outcome(
+    before: CheckState,
+    after: Optional[CheckState],
+    *,
+    dry_run: bool,
+    held_back: bool = False,
+    deferred: bool = False,
+    unstable: Sequence[str] = (),
+    service_down: bool = False,
+) -> str:
+    """The host's outcome from the first check and (when recovery ran) the verification.
+
+    A host whose recovery was all held back stays what its check said (``still-*``). Healed means
+    stable: a check that passes while a restarted service died, hung or failed its post_restart
+    hook (``unstable``; ``service_down`` for the first two) is never ``healed``. A host still not
+    healthy because a restart was put off on purpose (``deferred``) is ``deferred``."""
     if before.state == UNEXPECTED and after is None:
         return "unexpected"
     if held_back and not dry_run and before.state in (DEGRADED, UNHEALTHY):
         return f"still-{before.state}"
-    if dry_run or after is None:
+    if dry_run:
         return before.state
+    if after is None:
+        return "deferred" if deferred else before.state
     if after.state == HEALTHY:
+        if unstable:
+            return "still-unhealthy" if service_down or before.state == UNHEALTHY else "still-degraded"
         return "healthy" if before.state == HEALTHY else "healed"
+    if deferred and not unstable:
+        return "deferred"
     if after.state == DEGRADED:
-        return "still-degraded"
+        return "still-unhealthy" if service_down else "still-degraded"
     if after.state == UNHEALTHY:
         return "still-unhealthy"
     return "unexpected"
 
 
-def outcome_reason(outcome: str, after: Optional[CheckState], plan: Plan, failed: Sequence[str] = ()) -> str:
+def outcome_reason(
+    outcome: str,
+    after: Optional[CheckState],
+    plan: Plan,
+    failed: Sequence[str] = (),
+    *,
+    unstable: Sequence[str] = (),
+    deferred: Sequence[str] = (),
+) -> str:
     """The one line an operator reads next to the outcome: why a recovered host is still not
-    healthy (what the re-check said, which actions failed), or why nothing was done."""
+    healthy (what the re-check said, which actions failed, what did not stay up), why a restart
+    was deferred and when Guardian tries again, or why nothing was done."""
     if plan.held_back:
         return "; ".join(plan.notes)
+    if outcome == "deferred" or (deferred and outcome in (DEGRADED, UNHEALTHY)):  # a dry run: would defer
+        why = "; ".join(deferred) if outcome == "deferred" else "a real run would defer: " + "; ".join(deferred)
+        if after is not None:
+            why += f"; the check still gives {after.reason}"
+        return why
+    if unstable and outcome.startswith("still-"):
+        why = "not stable after recovery: " + "; ".join(unstable)
+        if after is not None and after.state != HEALTHY:
+            why += f"; the check gives {after.reason}"
+        return why + (f"; failed: {', '.join(failed)}" if failed else "")
     if after is not None and outcome not in ("healthy", "healed"):
         why = f"after recovery the check still gives {after.reason}"
         why += f"; failed: {', '.join(failed)}" if failed else ""

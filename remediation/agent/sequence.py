@@ -7,6 +7,7 @@ the host and, at the end, its ``result`` event. Nothing here talks to the networ
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import time
@@ -22,7 +23,8 @@ from .hostlock import HostBusy, HostLock
 from .identity import Identity, IdentityError, resolve_run_as
 from .journal import HostLog, adopt_legacy_state, prune
 from .locks import LockDirError, LockVerdict, judge, probe_locks
-from .plan import CheckState, Plan, check_state, decide, final_outcome, outcome_reason
+from .plan import CheckState, Plan, RestartGate, check_state, decide, final_outcome, outcome_reason, restart_gate
+from .safety import SafetyConfigError, ServiceSafety, heartbeat_mtime, run_hook, safety_of
 from .signatures import load_signatures
 from .telemetry import at_finish, ping_start
 from .trust import refusal, root_reads, untrusted
@@ -50,6 +52,12 @@ class Runner:
         self.identity: Optional[Identity] = None  # who the check runs as (None: this runner)
         self.trusted = False  # Guardian's directory passed the trust check
         self.service_names = sorted(settings.services)
+        try:
+            self.safety: Dict[str, ServiceSafety] = {
+                name: safety_of(name, spec) for name, spec in settings.services.items()
+            }
+        except SafetyConfigError as exc:
+            raise RunnerConfigError(str(exc)) from None
         self._recovery: Optional[Recovery] = None
 
     @property
@@ -70,7 +78,9 @@ class Runner:
                 )
                 for name, spec in settings.services.items()
             }
-            self._recovery = Recovery(ctx, make_manager(settings.manager, settings.manager_options), services)
+            self._recovery = Recovery(
+                ctx, make_manager(settings.manager, settings.manager_options), services, self.safety, self.identity
+            )
         return self._recovery
 
     def run(self) -> Dict[str, Any]:
@@ -99,11 +109,13 @@ class Runner:
             self.identity = resolve_run_as(ctx.settings.run_as, ctx.app_dir)
         except IdentityError as exc:
             return self.finish("unexpected", str(exc))
+        as_runner = self.identity is None  # the check and the hooks run with this runner's privilege
         problems = untrusted(
             root_reads(
                 guardian_dir=ctx.guardian_dir,
-                check_path=ctx.check_path if self.identity is None else None,
+                check_path=ctx.check_path if as_runner else None,
                 files=ctx.installed_files,
+                programs=self.hook_files() if as_runner else (),
             ),
             owners=(os.getuid(),),
         )
@@ -175,7 +187,7 @@ class Runner:
         breakers = self._breakers()
         record["breakers"] = {k: v.to_dict() for k, v in breakers.items() if v.recent}
 
-        def make_plan(suppress: Dict[str, str]) -> Plan:
+        def make_plan(suppress: Dict[str, str], gates: Optional[Dict[str, RestartGate]] = None) -> Plan:
             return decide(
                 before,
                 first.matches,
@@ -187,21 +199,29 @@ class Runner:
                 only=list(job.only),
                 suppress=suppress,
                 breakers=breakers,
+                gates=gates,
             )
 
         plan = make_plan(dict(job.suppress))
+        if plan.recover and job.defer and not ctx.dry_run:
+            # Survey for the blast-radius guard: the controller decides, then runs us again to act.
+            record["plan"] = self._plan_record(plan)
+            ctx.emit(events.plan(record["plan"]))
+            return self.finish("surveyed", "checked; recovery waits for the fleet-wide incident check")
+        # Safe to act: each restart's quiet windows and safe_to_restart, asked once, before the
+        # plan (a dry run shows the answers); the restart asks safe_to_restart again right before.
+        gates = self._gates(plan)
+        if gates:
+            plan = make_plan(dict(job.suppress), gates)
         record["plan"] = self._plan_record(plan)
         ctx.emit(events.plan(record["plan"]))
         after: Optional[CheckState] = None
-        if plan.recover and job.defer and not ctx.dry_run:
-            # Survey for the blast-radius guard: the controller decides, then runs us again to act.
-            return self.finish("deferred", "checked; recovery deferred until the fleet-wide incident check")
         if plan.recover and job.gate and not ctx.dry_run:
             # Blast-radius guard in one session: hold here (lock kept, nothing changed) until the
             # controller has seen enough of the fleet to say which signatures are an incident.
             from .gate import await_gate  # only a host with something to act on waits at the gate
 
-            plan = make_plan(await_gate(ctx, first.matches))
+            plan = make_plan(await_gate(ctx, first.matches), gates)
             record["plan"] = self._plan_record(plan)
             ctx.emit(events.plan(record["plan"]))
         if plan.recover and not ctx.dry_run:
@@ -209,9 +229,20 @@ class Runner:
         elif plan.recover:
             for step in record["plan"]["actions"]:
                 ctx.emit(events.planned(step))
-        outcome = final_outcome(before, after, dry_run=ctx.dry_run, held_back=plan.held_back)
+        deferred = self._deferred(plan)
+        unstable = [str(p["problem"]) for p in record.get("unstable", [])]
+        outcome = final_outcome(
+            before,
+            after,
+            dry_run=ctx.dry_run,
+            held_back=plan.held_back,
+            deferred=bool(deferred),
+            unstable=unstable,
+            service_down=any(p.get("down") for p in record.get("unstable", [])),
+        )
         failed = [f"{a['kind']} {a['target']}" for a in record.get("actions", []) if a.get("result") == "failed"]
-        return self.finish(outcome, outcome_reason(outcome, after, plan, failed))
+        reason = outcome_reason(outcome, after, plan, failed, unstable=unstable, deferred=deferred)
+        return self.finish(outcome, reason)
 
     def _plan_record(self, plan: Plan) -> Dict[str, Any]:
         """The plan as recorded: each action with the command it runs (a plan with no action
@@ -261,24 +292,186 @@ class Runner:
             window=settings.restart_budget_window,
         )
 
-    def _recover(self, plan: Plan, verdicts: List[LockVerdict]) -> CheckState:
-        """Apply the plan, wait for things to settle, confirm the restarts, re-run the check."""
+    def hook_files(self) -> List[str]:
+        """The files the services' hooks execute (for the trust check)."""
+        app_dir = self.ctx.app_dir
+        return [f for safety in self.safety.values() for hook in safety.hooks.values() for f in hook.files(app_dir)]
+
+    def _gates(self, plan: Plan) -> Dict[str, RestartGate]:
+        """For each restart the plan would do: its quiet window now and what safe_to_restart says
+        (asked in a dry run too: it only reads). Nothing for a plan that restarts nothing."""
+        ctx, job = self.ctx, self.ctx.job
+        targets = [a.target for a in plan.actions if a.kind == "restart"]
+        if not targets:
+            return {}
+        from .windows import WindowError, judge, parse_windows
+
+        try:
+            windows = parse_windows(ctx.settings.quiet_windows)
+        except WindowError as exc:
+            raise RunnerConfigError(f"quiet_windows {exc.key}: {exc}") from None
+        now = dt.datetime.fromtimestamp(ctx.clock(), dt.timezone.utc)
+        gates: Dict[str, RestartGate] = {}
+        for service in targets:
+            mine = [w for w in windows if w.applies_to(service)]
+            verdict = judge(service, mine, now).to_dict() if mine else None
+            hook = self.safety[service].hook("safe_to_restart")
+            answer = None
+            if hook is not None:
+                ctx.phase("safe-to-restart")
+                done = run_hook(hook, app_dir=ctx.app_dir, identity=self.identity, watch=ctx.watch)
+                answer = done.to_dict()
+                ctx.log.write(f"safe_to_restart {service}: {'go' if done.ok else 'NOT SAFE'} ({done.why()})")
+            gates[service] = restart_gate(
+                service,
+                verdict,
+                answer,
+                override_windows=job.override_windows,
+                override_unsafe=job.override_unsafe,
+            )
+        ctx.record["gates"] = {
+            name: {"deferred": g.deferred, "kind": g.kind, "reason": g.reason, "notes": list(g.notes), **g.detail}
+            for name, g in gates.items()
+        }
+        return gates
+
+    def _deferred(self, plan: Plan) -> List[str]:
+        """Each restart put off (by the plan, or at the last moment by safe_to_restart or a failing
+        pre_restart), with when Guardian tries again; kept in the record's ``deferred``."""
+        ctx = self.ctx
+        if ctx.dry_run:
+            steps = [
+                {"target": a.target, "defer": a.detail.get("defer", ""), "reason": a.reason, "gate": a.detail["gate"]}
+                for a in plan.actions
+                if a.kind == "defer"
+            ]
+        else:
+            steps = [a for a in ctx.record.get("actions", []) if a.get("result") == events.DEFERRED]
+        entries: List[Dict[str, Any]] = []
+        lines: List[str] = []
+        for step in steps:
+            gate = step.get("gate") or {}
+            until = (gate.get("window") or {}).get("until") if step.get("defer") == "quiet-window" else None
+            entry = {
+                "service": step["target"],
+                "kind": step.get("defer", ""),
+                "reason": str(step.get("detail") or step.get("reason") or ""),
+                **self._next_try(until),
+            }
+            entries.append(entry)
+            why = entry["reason"].split("restart deferred: ", 1)[-1]
+            lines.append(f"{entry['service']} restart deferred: {why}; next try: {entry['retry']}")
+        if entries:
+            ctx.record["deferred"] = entries
+        return lines
+
+    def _next_try(self, until: Optional[str]) -> Dict[str, Any]:
+        """When Guardian will try again: the next scheduled run of this check (after the quiet
+        window, for a window), else the next run anyone starts."""
+        ctx = self.ctx
+        from .collect import next_scheduled_run
+        from .missed import parse_iso
+
+        start = parse_iso(until) if until else None
+        after = start or dt.datetime.fromtimestamp(ctx.clock(), dt.timezone.utc)
+        fire = next_scheduled_run(ctx, after)
+        ended = f" (the quiet window ends {until})" if until else ""
+        if fire is None:
+            anyone = f"the next premarket or recover run{ended}; no schedule of this check is deployed here"
+            return {"retry_at": until, "retry": anyone}
+        at = fire.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"retry_at": at, "retry": f"the scheduled run at {at}{ended}"}
+
+    def _recover(self, plan: Plan, verdicts: List[LockVerdict]) -> Optional[CheckState]:
+        """Apply the plan, wait for things to settle, then verify that the host is healed and stays
+        so. None when nothing was changed that a check could see (every restart deferred)."""
         ctx = self.ctx
         restarted = self.recovery.apply(plan, verdicts)
+        done = [a for a in ctx.record["actions"] if a.get("kind") in ("remove_lock", "restart")]
+        deferred = any(a.get("result") == events.DEFERRED for a in ctx.record["actions"])
+        if deferred and not any(a.get("result") in ("ok", "failed") for a in done):
+            ctx.log.write("Nothing changed (every restart deferred): no re-verification")
+            return None
         settle = plan.settle_seconds
         ctx.phase("settle")
         ctx.log.write(f"Waiting {settle:g}s for stabilization")
         ctx.watch.sleep(max(0.0, settle))
-        for service, new_pid in restarted.items():
-            self.recovery.confirm(service, new_pid)
+        return self._verify(restarted)
+
+    def _verify(self, restarted: Dict[str, Optional[int]]) -> CheckState:
+        """Healed means stable: the check passes ``verify_passes`` times in a row over
+        ``verify_window`` seconds, each restarted service keeps the pid its restart gave it, and a
+        configured heartbeat file moves. The first failure ends verification."""
+        ctx, settings = self.ctx, self.ctx.settings
+        passes = max(1, settings.verify_passes)
+        interval = settings.verify_window / (passes - 1) if passes > 1 else 0.0
         ctx.phase("verify")
-        ctx.log.write("Re-verifying")
-        retry = self._check(ctx.log_path(f"guardian_retry_{ctx.check_stem}.log"))
-        after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
-        ctx.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason, **self._as_user()}
-        ctx.emit(events.check("after", ctx.record["after"]))
-        ctx.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
+        verify: Dict[str, Any] = {"passes_wanted": passes, "window": settings.verify_window, "passes": []}
+        ctx.record["verify"] = verify
+        unstable: List[Dict[str, Any]] = ctx.record.setdefault("unstable", [])
+        beats: Dict[str, Optional[float]] = {}
+        after = CheckState("unexpected", "not verified")
+        for n in range(passes):
+            if n:
+                ctx.watch.sleep(interval)
+            ctx.log.write("Re-verifying" if passes == 1 else f"Re-verifying ({n + 1}/{passes})")
+            retry = self._check(ctx.log_path(f"guardian_retry_{ctx.check_stem}.log"))
+            after = check_state(retry.exit_code, timed_out=retry.timed_out, error=retry.error)
+            ctx.record["after"] = {**retry.to_dict(), "state": after.state, "reason": after.reason, **self._as_user()}
+            verify["passes"].append(
+                {"pass": n + 1, "at": now_iso(), "exit_code": retry.exit_code, "state": after.state}
+            )
+            ctx.emit(events.check("after", ctx.record["after"]))
+            ctx.log.write(f"Re-verification exit code {retry.exit_code} -> {after.state}")
+            for service, new_pid in restarted.items():
+                problem = self.recovery.confirm(service, new_pid, first=n == 0)
+                if problem and not any(p["service"] == service for p in unstable):
+                    unstable.append({"service": service, "problem": problem, "down": True})
+                if n == 0:
+                    beats[service] = self._beat(service)
+            if after.state != "healthy" or unstable:
+                break
+        else:
+            self._await_heartbeats(restarted, beats, unstable)
+        verify["stable"] = after.state == "healthy" and not unstable
+        ctx.write_journal()
         return after
+
+    def _beat(self, service: str) -> Optional[float]:
+        heartbeat = self.safety[service].heartbeat
+        return heartbeat_mtime(self.ctx.app_dir, heartbeat) if heartbeat else None
+
+    def _await_heartbeats(
+        self, restarted: Dict[str, Optional[int]], first: Dict[str, Optional[float]], unstable: List[Dict[str, Any]]
+    ) -> None:
+        """Each restarted service with a heartbeat must move it after the first verification
+        pass: waited for up to its ``heartbeat_max_age``; a pid that lives on with a heartbeat
+        standing still is a hung daemon, not a healed one."""
+        ctx = self.ctx
+        waiting = {s: first.get(s) for s in restarted if self.safety[s].heartbeat}
+        if not waiting:
+            return
+        started = time.monotonic()
+        deadline = {s: started + self.safety[s].heartbeat_max_age for s in waiting}
+        while waiting:
+            for service in list(waiting):
+                now_beat = self._beat(service)
+                if now_beat is not None and (waiting[service] is None or now_beat > waiting[service]):  # type: ignore[operator]
+                    ctx.log.write(f"{service} heartbeat {self.safety[service].heartbeat} moves")
+                    del waiting[service]
+                elif time.monotonic() >= deadline[service]:
+                    safety = self.safety[service]
+                    seen = "missing" if now_beat is None else f"last written {time.time() - now_beat:.0f} s ago"
+                    problem = (
+                        f"{service} heartbeat {safety.heartbeat} did not move for {safety.heartbeat_max_age:g} s "
+                        f"after its restart ({seen}) while pid {restarted[service]} runs: hung"
+                    )
+                    unstable.append({"service": service, "problem": problem, "down": True})
+                    self.recovery.mark_unstable(service, problem)
+                    ctx.log.write(f"ERROR: {problem}")
+                    del waiting[service]
+            if waiting:
+                ctx.watch.sleep(0.25)
 
     def finish(self, outcome: str, reason: str, *, emit: bool = True) -> Dict[str, Any]:
         ctx = self.ctx

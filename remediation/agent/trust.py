@@ -143,13 +143,17 @@ def nearest_existing(path: str) -> str:
     return current
 
 
-def root_reads(*, guardian_dir: str, check_path: Optional[str] = None, files: Sequence[str] = ()) -> List[str]:
+def root_reads(
+    *, guardian_dir: str, check_path: Optional[str] = None, files: Sequence[str] = (), programs: Sequence[str] = ()
+) -> List[str]:
     """What a run must be able to trust before it acts: Guardian's own directory (its state and,
-    for cron, the runner, config and secrets in ``files``), and the health check when it runs
-    with the runner's privilege (``check_path``; None when it runs as the app's user)."""
+    for cron, the runner, config and secrets in ``files``), and the health check and the services'
+    hooks when they run with the runner's privilege (``check_path``, ``programs``; left out when
+    they run as the app's user)."""
     paths = [nearest_existing(guardian_dir), *[f for f in files if os.path.lexists(f)]]
-    if check_path is not None and os.path.lexists(check_path):
-        paths.append(check_path)
+    for program in (check_path, *programs):
+        if program is not None and os.path.lexists(program) and program not in paths:
+            paths.append(program)
     return paths
 
 

@@ -35,7 +35,7 @@ DEFAULT_FORKS = 32
 #: After the first Ctrl-C, how long hosts get to finish the action in hand and report it.
 STOP_GRACE = 25.0
 #: The survey's outcome for a host that needs acting on.
-_DEFERRED = "deferred"
+_SURVEYED = "surveyed"
 #: Makes one host's run, called as ``host_run(host, inventory, job, connect, store, progress,
 #: on_gate=...)``: HostRun itself, or (in tests) a HostRun whose session is scripted.
 HostRunFactory = Callable[..., HostRun]
@@ -187,7 +187,7 @@ class FleetRun:
                 self.survey[name] = []
             self.candidates.pop(name, None)
             self.finish_host(result)
-        elif result.outcome == _DEFERRED:
+        elif result.outcome == _SURVEYED:
             self.survey[name] = list(result.matched_signatures)
             self.candidates[name] = list(result.matched_signatures)
         else:
@@ -348,7 +348,7 @@ class FleetRun:
                         name = running.pop(future)
                         self.futures.pop(future, None)
                         result = future.result()
-                        if result.outcome == _DEFERRED:  # a survey that ended before acting
+                        if result.outcome == _SURVEYED:  # a survey that ended before acting
                             result.outcome = "interrupted"
                             result.reason = "checked, then interrupted (Ctrl-C) before acting; nothing changed"
                         self.finish_host(result)

@@ -48,6 +48,8 @@ class JobOptions:
     command: str = "premarket"
     dry_run: bool = False
     force: bool = False
+    override_windows: bool = False  # --force: restart inside quiet windows
+    override_unsafe: bool = False  # --force-unsafe: restart although safe_to_restart says no
     only: tuple[str, ...] = ()
     signatures: Sequence[dict[str, Any]] = field(default_factory=list)
     check: str | None = None  # overrides the host's check script (--check)
@@ -81,6 +83,8 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
         run_id=job.run_id,
         dry_run=job.dry_run,
         force=job.force,
+        override_windows=job.override_windows,
+        override_unsafe=job.override_unsafe,
         only=list(job.only),
         suppress=dict(job.suppress),
         reset_breaker=job.reset_breaker,
@@ -456,6 +460,9 @@ class HostRun:
             report.preflight = list(event.get("preflight", []))
             report.cron_runs = list(event.get("cron_runs", []))
             report.guards = {k: event[k] for k in ("breakers", "hold") if event.get(k)}
+            report.deferred = list(event.get("deferred", []))
+            report.verify = event.get("verify")
+            report.unstable = list(event.get("unstable", []))
             report.self_heal = assess(
                 event.get("self_heal"),
                 report.cron_runs,

@@ -15,8 +15,11 @@ from typing import Any
 
 from ..agent.config import DEFAULT_SCHEDULES, DEFAULT_SERVICES, runner_defaults
 from ..agent.cronblock import ScheduleError, check_cron_safe, validate_schedule
+from ..agent.cronexpr import zone
 from ..agent.managers import MANAGERS
+from ..agent.safety import DEFAULT_TIMEOUTS, HOOKS
 from ..agent.signatures import RuleError, validate_name
+from ..agent.windows import WindowError, parse_windows
 
 DEFAULTS: dict[str, Any] = {
     "transport": "ssh",
@@ -165,29 +168,88 @@ def _manager_options(value: Any) -> dict[str, Any]:
     return result
 
 
-def _services(value: Any) -> dict[str, dict[str, str]]:
+#: The keys of a service entry: where the manager finds it, and what makes its restart safe.
+_SERVICE_KEYS = ("name", "program", "pidfile", *HOOKS, "heartbeat", "heartbeat_max_age")
+
+
+def _hook(name: str, value: Any) -> dict[str, Any]:
+    """A hook as ``{run: [argv], timeout}``, from a list or that mapping."""
+    timeout: Any = DEFAULT_TIMEOUTS[name]
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"run", "timeout"})
+        if unknown:
+            raise SettingError("unknown key; expected run (a list of arguments) and timeout", key=unknown[0])
+        timeout = value.get("timeout", timeout)
+        value = value.get("run")
+    argv = _args(value)
+    if not argv:
+        raise SettingError("expected a non-empty list of arguments (the program first; no shell)")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise SettingError(f"expected a timeout in seconds between 0 and 3600, got {timeout!r}", key="timeout")
+    return {"run": argv, "timeout": float(timeout)}
+
+
+def _service_key(key: str, raw: Any) -> Any:
+    if key in HOOKS:
+        return _hook(key, raw)
+    if key == "heartbeat":
+        return _program(raw)
+    if key == "heartbeat_max_age":
+        seconds = _seconds(raw)
+        if seconds <= 0:
+            raise SettingError("expected a number of seconds > 0")
+        return seconds
+    return _program(raw) if key != "name" else validate_name(raw, key)
+
+
+def _services(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise SettingError(f"expected a mapping of services, got {value!r}")
-    result: dict[str, dict[str, str]] = {}
+    result: dict[str, dict[str, Any]] = {}
     for service, spec in value.items():
         try:
             validate_name(service, "service")
         except RuleError as exc:
             raise SettingError(exc.message, key=str(service)) from None
-        base = dict(DEFAULT_SERVICES.get(service, {"name": service, "program": "", "pidfile": ""}))
+        base: dict[str, Any] = dict(DEFAULT_SERVICES.get(service, {"name": service, "program": "", "pidfile": ""}))
         if spec is None:
             spec = {}
         if not isinstance(spec, Mapping):
-            raise SettingError("expected a mapping with name, program, pidfile", key=service)
+            raise SettingError(f"expected a mapping with {', '.join(_SERVICE_KEYS)}", key=service)
         for key, raw in spec.items():
-            if key not in ("name", "program", "pidfile"):
-                raise SettingError("unknown key; expected name, program or pidfile", key=f"{service}.{key}")
+            if key not in _SERVICE_KEYS:
+                raise SettingError(f"unknown key; expected one of {', '.join(_SERVICE_KEYS)}", key=f"{service}.{key}")
             try:
-                base[key] = _program(raw) if key != "name" else validate_name(raw, key)
+                base[key] = _service_key(key, raw)
             except (SettingError, RuleError) as exc:
-                raise SettingError(str(exc), key=f"{service}.{key}") from None
+                inner = getattr(exc, "key", "")
+                raise SettingError(str(exc), key=f"{service}.{key}" + (f".{inner}" if inner else "")) from None
         result[service] = base
     return result
+
+
+def _quiet_windows(value: Any) -> list[dict[str, Any]]:
+    """Each window checked (times, days, a zone this machine knows), kept as the inventory gave it."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SettingError("expected a list of windows {services, days, start, end, tz}")
+    try:
+        windows = parse_windows(value)
+        for index, window in enumerate(windows):
+            try:
+                zone(window.tz)
+            except ScheduleError as exc:
+                raise WindowError(str(exc), f"{index}.tz") from None
+    except WindowError as exc:
+        raise SettingError(str(exc), key=exc.key) from None
+    return [w.to_dict() for w in windows]
+
+
+def _passes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+        raise SettingError(f"expected how many passing checks in a row make a heal, 1-20, got {value!r}")
+    return value
 
 
 def _ping_url(value: Any) -> str | None:
@@ -275,6 +337,9 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "lock_max_age": _seconds,
     "lock_wait": _seconds,
     "restart_timeout": _seconds,
+    "verify_passes": _passes,
+    "verify_window": _seconds,
+    "quiet_windows": _quiet_windows,
     "connect_timeout": _seconds,
     "host_deadline": _seconds,
     "collect_max_bytes": _count,

@@ -23,7 +23,26 @@ if TYPE_CHECKING:
     from .fleet import Lab
 
 #: The kinds ``lab_fault.py`` knows (its ``KINDS``), run inside the host.
-APP_FAULTS = ("uw", "sip", "stale-lock", "live-lock", "kill", "crash-loop", "hang", "flood", "slow-stop", "reset")
+APP_FAULTS = (
+    "uw",
+    "sip",
+    "stale-lock",
+    "live-lock",
+    "kill",
+    "crash-loop",
+    "hang",
+    "flood",
+    "slow-stop",
+    "unsafe",
+    "safe",
+    "crash-after-start",
+    "hung-daemon",
+    "pre-restart-fail",
+    "post-restart-fail",
+    "reset",
+)
+#: A daemon whose status has not been rewritten for this long (it does so every ~2 s) is hung.
+HUNG_AFTER = 8.0
 #: Every fault kind, in the order the README and ``invoke lab.fault --help`` list them.
 FAULTS = (*APP_FAULTS[:-1], "sshd-down", "cron-down", "reset")
 
@@ -134,10 +153,11 @@ def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
         # as the app's health check requires (else a reset can return inside that window).
         if alive and read_pid(lab.path(host, f"{APP_DIR}/{DAEMON_PIDFILES[program]}")) != pid:
             alive = False
+        beat = state.get("heartbeat")
         if not alive:
             bad[program] = None
-        elif state.get("status") != healthy:
-            bad[program] = pid
+        elif state.get("status") != healthy or (isinstance(beat, (int, float)) and time.time() - beat > HUNG_AFTER):
+            bad[program] = pid  # faulty, or alive but silent (hung-daemon)
     return bad
 
 

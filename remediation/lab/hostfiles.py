@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -270,6 +271,20 @@ def write_known_hosts(path: Path, hosts: Sequence[LabHost], hostdir: Callable[[s
     path.write_text("".join(lines))
 
 
+#: What the lab's services declare for a safe restart: the trading bot asks before a restart
+#: (orders in flight?), cancels and snapshots before it, reconciles after it; both daemons
+#: touch a heartbeat file every ~2 s.
+LAB_SERVICES: dict[str, dict[str, Any]] = {
+    "uw-daemon": {"heartbeat": "state/uw_heartbeat"},
+    "trading-bot": {
+        "safe_to_restart": ["python3", "hooks/safe_to_restart.py", "trading-bot"],
+        "pre_restart": ["python3", "hooks/pre_restart.py", "trading-bot"],
+        "post_restart": ["python3", "hooks/post_restart.py", "trading-bot"],
+        "heartbeat": "state/bot_heartbeat",
+    },
+}
+
+
 def write_inventory(path: Path, hosts: Sequence[LabHost], *, key: Path, known_hosts: Path, workdir: Path) -> None:
     """Guardian's inventory of the lab: group ``lab``, private hosts reached through ``jump``."""
     head = {
@@ -279,6 +294,8 @@ def write_inventory(path: Path, hosts: Sequence[LabHost], *, key: Path, known_ho
             "known_hosts": str(known_hosts),
             "app_dir": APP_DIR,
             "python": HOST_PYTHON,
+            # The example app's safe-restart hooks and heartbeats (see examples/stock-bot/hooks).
+            "services": LAB_SERVICES,
         }
     }
     entries: dict[str, dict[str, str]] = {}

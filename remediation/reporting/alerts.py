@@ -1,6 +1,6 @@
-"""Operator alerts over a Slack-compatible webhook: breaker open, unhealthy after recovery,
-common-cause incidents. Optional; the URL (which usually embeds a token) never appears in logs,
-reports or error messages.
+"""Operator alerts over a Slack-compatible webhook: breaker open, unhealthy after recovery, a
+restart deferred or not stable, common-cause incidents. Optional; the URL (which usually embeds a
+token) never appears in logs, reports or error messages.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ..agent.outcomes import STILL_BAD_OUTCOMES
 from .report import RunReport
 from .selfheal import silence_line
+from .views.host import deferred_text
 
 
 def alert_messages(report: RunReport) -> list[str]:
@@ -35,6 +36,11 @@ def alert_messages(report: RunReport) -> list[str]:
                     f":no_entry: Guardian {report.run_id}: breaker OPEN on {host['host']} for {action.get('target')}: "
                     f"{breaker.get('description', '')}"
                 )
+        for entry in host.get("deferred") or []:
+            messages.append(f":hourglass: Guardian {report.run_id}: {host['host']}: {deferred_text(entry)}")
+        for unstable in host.get("unstable") or []:
+            problem = unstable.get("problem")
+            messages.append(f":warning: Guardian {report.run_id}: {host['host']}: not stable: {problem}")
         if host["outcome"] in STILL_BAD_OUTCOMES:
             messages.append(f":warning: Guardian {report.run_id}: {host['host']} is {host['outcome']} after recovery")
         silent = silence_line(host.get("self_heal") or {})

@@ -27,7 +27,7 @@ from .views.labels import actions_text, clean, outcome_counts
 FLAP_CHANGES = 3
 NON_HEALTH_COMMANDS = frozenset({"deploy", "collect", "status", "hold", "release"})  # outcomes say nothing about health
 #: Outcomes that say nothing about the host's health either (it was not looked at).
-NO_VERDICT = frozenset({"pending", "running", "held", "skipped", "interrupted", "busy", "deferred"})
+NO_VERDICT = frozenset({"pending", "running", "held", "skipped", "interrupted", "busy", "surveyed"})
 _RUN_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 #: The mark of each outcome in the terminal's strip of outcomes over time.
 GLYPHS = {
@@ -40,6 +40,7 @@ GLYPHS = {
     "unexpected": "?",
     "degraded": "△",
     "unhealthy": "✕",
+    "deferred": "◷",
     "busy": "◐",
     "untrusted": "⚠",
     "failed": "✖",
@@ -58,7 +59,7 @@ GLYPHS = {
     "held": "⏸",
     "released": "▶",
     "skipped": "»",
-    "deferred": "⋯",
+    "surveyed": "⋯",
 }
 #: The mark of what is no known outcome (a cron journal's ``running``, one from a newer Guardian).
 UNKNOWN_GLYPH = "■"

@@ -27,6 +27,7 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "degraded": ("#7d4e00", "#fff8c5", "#e3b341"),
     "unhealthy": ("#a40e26", "#ffebe9", "#fa4549"),
     "unexpected": ("#6639ba", "#fbefff", "#8250df"),
+    "deferred": ("#7d4e00", "#fff1b3", "#bf8700"),
     "busy": ("#0550ae", "#ddf4ff", "#218bff"),
     "untrusted": ("#a40e26", "#ffdcd7", "#a40e26"),
     "failed": ("#a40e26", "#ffdcd7", "#a40e26"),
@@ -47,7 +48,7 @@ OUTCOME_COLOURS: dict[str, tuple[str, str, str]] = {
     "held": ("#0550ae", "#ddf4ff", "#54aeff"),
     "released": ("#116329", "#dafbe1", "#8ddb8c"),
     "skipped": ("#57606a", "#eaeef2", "#8c959f"),
-    "deferred": ("#57606a", "#f6f8fa", "#d0d7de"),
+    "surveyed": ("#57606a", "#f6f8fa", "#d0d7de"),
 }
 _UNKNOWN_COLOURS = ("#24292f", "#eaeef2", "#8c959f")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -133,6 +134,7 @@ mark.hit { background: #5a4a00; color: #ffe58f; padding: 0 2px; border-radius: 2
 .guards h3 { margin-top: 4px; color: #7d4e00; }
 .warn { color: #7d4e00; }
 .r-ok { color: #1a7f37; font-weight: 600; } .r-failed, .r-blocked, .r-refused { color: #cf222e; font-weight: 600; }
+.r-deferred { color: #9a6700; font-weight: 600; }
 .r-skipped, .r-planned { color: var(--muted); font-weight: 600; }
 .r-started { color: #9a6700; font-weight: 600; } .r-interrupted { color: #8c1d73; font-weight: 600; }
 .r-warning { color: #7d4e00; font-weight: 600; }

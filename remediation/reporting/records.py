@@ -58,7 +58,7 @@ COMMANDS = ("premarket", "recover", "deploy", "collect", "status", "hold", "rele
 #: What a health check's run is said to be (``agent.plan.check_state``).
 CHECK_STATES = (HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED)
 #: The kinds of action a plan holds (``agent.plan.decide``).
-ACTION_KINDS = ("remove_lock", "restart", "alert", "breaker_open")
+ACTION_KINDS = ("remove_lock", "restart", "alert", "breaker_open", "defer")
 TRANSPORTS = ("ssh", "local")
 
 Outcome = Annotated[
@@ -152,6 +152,19 @@ class BreakerRecord(TypedDict, total=False):
     description: str
 
 
+class HookRecord(TypedDict):
+    """What a service's hook (safe_to_restart, pre_restart, post_restart) said."""
+
+    hook: str
+    argv: list[str]
+    exit_code: int | None
+    timed_out: bool
+    error: str
+    output: Annotated[str, Doc("its last 2000 characters of output")]
+    duration: float
+    ok: bool
+
+
 class ActionRecord(TypedDict):
     """An action that started on the host, with its result (or ``started``/``interrupted`` when
     the run was cut before its result came back)."""
@@ -188,6 +201,14 @@ class ActionRecord(TypedDict):
     file: NotRequired[Annotated[str, Doc("the alert file written")]]
     breaker: NotRequired[BreakerRecord | None]
     state_after_settle: NotRequired[dict[str, Any]]
+    state_when_lost: NotRequired[
+        Annotated[dict[str, Any], Doc("the service's state at the verification pass that found it gone")]
+    ]
+    defer: NotRequired[Annotated[str, Doc("why a restart was deferred: quiet-window, unsafe or pre-restart")]]
+    gate: NotRequired[Annotated[dict[str, Any], Doc("the quiet-window verdict and safe_to_restart answer")]]
+    safe_to_restart: NotRequired[HookRecord]
+    pre_restart: NotRequired[HookRecord]
+    post_restart: NotRequired[HookRecord]
 
 
 class LockRecord(TypedDict):
@@ -302,6 +323,34 @@ class SelfHealRecord(TypedDict, total=False):
     problems: list[str]
 
 
+class DeferredRecord(TypedDict):
+    """A restart put off on purpose, and when Guardian tries again."""
+
+    service: str
+    kind: Annotated[str, Doc("quiet-window, unsafe (safe_to_restart said no) or pre-restart (its hook failed)")]
+    reason: str
+    retry_at: Annotated[str | None, Doc("the next scheduled run that will try again (after the window), ISO UTC")]
+    retry: Annotated[str, Doc("the next try, in words")]
+
+
+class VerifyRecord(TypedDict):
+    """Healed means stable: the verification passes after recovery."""
+
+    passes_wanted: Annotated[int, Doc("verify_passes: passing checks in a row that make a heal")]
+    window: Annotated[float, Doc("verify_window: the seconds they are spread over")]
+    passes: Annotated[list[dict[str, Any]], Doc("each check: {pass, at, exit_code, state}")]
+    stable: NotRequired[bool]
+
+
+class UnstableRecord(TypedDict):
+    """Why a recovered host is not stable: a restarted service died, was restarted again, hung
+    (heartbeat still), or its post_restart hook failed."""
+
+    service: str
+    problem: str
+    down: Annotated[bool, Doc("the service died or hung (not only its hook)")]
+
+
 class FileRecord(TypedDict):
     """A file brought home from the host (``CollectedFile``)."""
 
@@ -349,6 +398,9 @@ class HostRecord(TypedDict):
     cron_runs: NotRequired[Annotated[list[CronRunRecord], Doc("the cron runs' journals, newest first")]]
     guards: NotRequired[GuardsRecord]
     self_heal: NotRequired[SelfHealRecord]
+    deferred: NotRequired[Annotated[list[DeferredRecord], Doc("restarts deferred in this run")]]
+    verify: NotRequired[VerifyRecord | None]
+    unstable: NotRequired[list[UnstableRecord]]
     matched_signatures: list[str]
 
 

@@ -35,6 +35,7 @@ OUTCOME_STYLE = {
     "degraded": "yellow",
     "unhealthy": "red",
     "unexpected": "bold magenta",
+    "deferred": "bold yellow",
     "busy": "cyan",
     "untrusted": "bold red",
     "failed": "bold red",
@@ -55,7 +56,7 @@ OUTCOME_STYLE = {
     "held": "cyan",
     "released": "green",
     "skipped": "yellow",
-    "deferred": "dim",
+    "surveyed": "dim",
 }
 #: How action results, the view model's text roles and diff lines are styled.
 RESULT_STYLE = {
@@ -65,6 +66,7 @@ RESULT_STYLE = {
     "planned": "yellow",
     "blocked": "bold red",
     "refused": "bold red",
+    "deferred": "bold yellow",
     "started": "yellow",
     "interrupted": "magenta",
 }

@@ -77,6 +77,9 @@ class HostReport:
     cron_runs: list[dict[str, Any]] = field(default_factory=list)  # journals of cron runs on the host
     guards: dict[str, Any] = field(default_factory=dict)  # breaker states, hold
     self_heal: dict[str, Any] = field(default_factory=dict)  # missed cron runs (reporting.selfheal)
+    deferred: list[dict[str, Any]] = field(default_factory=list)  # restarts put off, with the next try
+    verify: dict[str, Any] | None = None  # the verification passes after recovery
+    unstable: list[dict[str, Any]] = field(default_factory=list)  # why a recovered host is not stable
 
     @property
     def matched_signatures(self) -> list[str]:

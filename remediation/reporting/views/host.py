@@ -12,12 +12,14 @@ from ..records import (
     ChangeRecord,
     CheckRecord,
     CronRunRecord,
+    DeferredRecord,
     FileRecord,
     HolderRecord,
     HoldRecord,
     HostRecord,
     LockRecord,
     PreflightRecord,
+    VerifyRecord,
 )
 from ..report import HostReport, RunReport
 from ..selfheal import clock_line, silence_line
@@ -32,8 +34,9 @@ _GUARD_WORDS = re.compile(r"breaker|hold|incident|guard|quarantin|paused|suppres
 @dataclass(frozen=True)
 class Notice:
     """Something about the host's state an operator should see: ``kind`` is ``holder`` (who
-    holds its lock), ``breaker``, ``hold``, ``silent`` (missed cron runs), ``clock`` (the
-    host's clock is off) or ``warning``."""
+    holds its lock), ``breaker``, ``hold``, ``deferred`` (a restart put off, and its next try),
+    ``unstable`` (what did not stay up after a restart), ``silent`` (missed cron runs), ``clock``
+    (the host's clock is off) or ``warning``."""
 
     kind: str
     text: str
@@ -131,14 +134,18 @@ def host_page(report: RunReport, host: HostReport, *, tail_lines: int = TAIL_LIN
     notices = _notices(record)
     guardy = any(n.kind != "warning" or _GUARD_WORDS.search(n.text) for n in notices)
     checks = {"before": record["before"], "after": record["after"]}
+    summaries = [_check_summary(w, c) for w, c in checks.items()] if any(checks.values()) else []
+    verify = record.get("verify")
+    if verify:
+        summaries.append(verify_summary(verify))
     return HostPage(
         name=record["host"],
         outcome=record["outcome"],
         facts=_facts(record, report.run_id),
         reason=recap_reason(record),
-        notices_title="breaker / hold / incident state" if guardy else "warnings",
+        notices_title="breaker / hold / deferral / incident state" if guardy else "warnings",
         notices=notices,
-        checks=tuple(_check_summary(w, c) for w, c in checks.items()) if any(checks.values()) else (),
+        checks=tuple(summaries),
         timeline=tuple(timeline(record)),
         outputs=tuple(
             (f"check output ({which})", output_excerpt(check, tail_lines=tail_lines))
@@ -201,8 +208,27 @@ def _check_summary(which: str, check: CheckRecord | None) -> CheckSummary:
     return CheckSummary(label, f"exit {code}", str(check.get("state", "?")), note)
 
 
+def verify_summary(verify: VerifyRecord) -> CheckSummary:
+    """The verification after recovery: ``2/2 passes over 5 s: stable``."""
+    passes = verify.get("passes") or []
+    passed = sum(1 for p in passes if p.get("state") == "healthy")
+    wanted = verify.get("passes_wanted", len(passes))
+    stable = verify.get("stable")
+    state = "stable" if stable else "not stable" if stable is False else "?"
+    note = f"{passed}/{wanted} passing check(s) in a row over {verify.get('window', 0):g} s"
+    return CheckSummary("verification", f"{len(passes)} check(s)", state, note)
+
+
+def deferred_text(entry: DeferredRecord) -> str:
+    """``restart of trading-bot deferred: safe_to_restart said no: exit 1: 3 orders in flight;
+    next try: the scheduled run at 2026-12-03T14:15:00Z``."""
+    return f"restart of {entry.get('service')} deferred: {entry.get('reason')}; next try: {entry.get('retry')}"
+
+
 def _notices(host: HostRecord) -> tuple[Notice, ...]:
     notices: list[Notice] = []
+    notices += [Notice("deferred", deferred_text(d)) for d in host.get("deferred") or []]
+    notices += [Notice("unstable", f"not stable: {u.get('problem')}") for u in host.get("unstable") or []]
     if host.get("busy_holder"):
         notices.append(Notice("holder", holder_text(host.get("busy_holder") or {})))
     guards = host.get("guards") or {}

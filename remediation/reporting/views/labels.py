@@ -103,6 +103,7 @@ RESULT_MARKS: Mapping[str, ResultMark] = {
     "planned": ResultMark("?"),
     "blocked": ResultMark("✗", spelled=True),
     "refused": ResultMark("✗", spelled=True),
+    "deferred": ResultMark("◷", spelled=True),
     "started": ResultMark("…", spelled=True),
     "interrupted": ResultMark("✗", spelled=True),
 }
@@ -157,6 +158,9 @@ def action_phrase(action: ActionRecord) -> str:
     if result == "refused":  # the detail's first clause says why: "uw-daemon.service is masked ..."
         why = str(action.get("detail") or "").split(";", 1)[0].split(" (", 1)[0]
         return f"restart of {target} refused: {why}" if why else f"restart of {target} refused"
+    if result == "deferred":  # the detail says why: "safe_to_restart said no: exit 1: 3 orders in flight"
+        why = str(action.get("detail") or "")[:200]
+        return f"restart of {target} deferred: {why}" if why else f"restart of {target} deferred"
     if result != "ok":
         return f"{kind} {target}: {result}"
     return {

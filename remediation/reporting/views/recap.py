@@ -10,7 +10,7 @@ from ...agent.outcomes import OK_OUTCOMES
 from ..records import HostRecord, IncidentRecord, SelfHealRecord
 from ..report import RunReport
 from ..selfheal import silence_line
-from .host import ChangeRow, change_row
+from .host import ChangeRow, change_row, deferred_text
 from .labels import EXIT_CODES_HELP, Span, action_summary, outcome_counts, recap_reason, seconds, state_label
 
 #: The recap's columns, per command (their names are their headings).
@@ -76,6 +76,10 @@ def recap(report: RunReport) -> Recap:
     alerts = [incident_line(i) for i in record["incidents"]]
     if report.stopped_reason:
         alerts.append(f"ROLLING RECOVERY STOPPED: {report.stopped_reason}")
+    deferred = "RESTART WOULD BE DEFERRED" if report.options.get("dry_run") else "RESTART DEFERRED"
+    alerts += [
+        f"{deferred} on {h['host']}: {deferred_text(d)}" for h in record["hosts"] for d in h.get("deferred") or []
+    ]
     alerts += [
         f"SELF-HEAL SILENT on {h['host']}: {silence_line(h.get('self_heal') or {})}"
         for h in record["hosts"]
