@@ -154,7 +154,7 @@ def test_a_soak_loses_nothing_and_leaves_nothing_behind(fleet: Lab, tmp_path: Pa
     assert open_fds() - fds_before == set(), "the controller leaked file descriptors"
     print(
         f"\nsoak: runs={laptop_runs + cron_runs} (laptop {laptop_runs}, cron {cron_runs}), "
-        f"faults={ITERATIONS}, healed={verdicts['healed']}, deferred={verdicts['deferred']}, "
+        f"faults={ITERATIONS}, healed={verdicts['healed']}, guarded={verdicts['guarded']}, "
         f"reported={verdicts['reported']}, lost=0 (seed {SEED}; {', '.join(sorted(outcomes))})"
     )
 
@@ -165,12 +165,12 @@ def _tick(lab: Lab, host: str, outputs: dict[str, str]) -> None:
 
 
 def _verdict(entry: dict[str, Any], kind: str) -> str:
-    """What became of a fault: healed (by this run, or by a cron tick before it), deferred by a
-    guard (the host's lock held by a cron tick, the blast-radius guard), or reported with its reason."""
+    """What became of a fault: healed (by this run, or by a cron tick before it), guarded (the
+    host's lock held by a cron tick, the blast-radius guard), or reported with its reason."""
     outcome = entry["outcome"]
     if outcome in ("healed", "healthy"):
         return "healed"
     if outcome in ("busy", "held") or "common-cause" in entry.get("reason", ""):
-        return "deferred"
+        return "guarded"
     assert entry["reason"], (kind, entry)
     return "reported"

@@ -296,8 +296,8 @@ class Recovery:
             since = time.time() - self.restarted_at.get(service, time.time())
             if state.running and state.pid is not None:
                 problem = (
-                    f"{service} was restarted again by {self.manager.kind} {since:.0f} s after Guardian's "
-                    f"restart (pid {new_pid} -> {state.pid})"
+                    f"{service} was restarted again by its process manager ({self.manager.kind}) {since:.0f} s "
+                    f"after Guardian's restart: it died (pid {new_pid} -> {state.pid})"
                 )
             else:
                 problem = f"{service} exited {since:.0f} s after restart (pid {new_pid}; now {state.state})"

@@ -352,14 +352,9 @@ class Runner:
         for step in steps:
             gate = step.get("gate") or {}
             until = (gate.get("window") or {}).get("until") if step.get("defer") == "quiet-window" else None
-            entry = {
-                "service": step["target"],
-                "kind": step.get("defer", ""),
-                "reason": str(step.get("detail") or step.get("reason") or ""),
-                **self._next_try(until),
-            }
+            why = str(step.get("detail") or step.get("reason") or "").split("restart deferred: ", 1)[-1]
+            entry = {"service": step["target"], "kind": step.get("defer", ""), "reason": why, **self._next_try(until)}
             entries.append(entry)
-            why = entry["reason"].split("restart deferred: ", 1)[-1]
             lines.append(f"{entry['service']} restart deferred: {why}; next try: {entry['retry']}")
         if entries:
             ctx.record["deferred"] = entries
@@ -410,6 +405,7 @@ class Runner:
         ctx.record["verify"] = verify
         unstable: List[Dict[str, Any]] = ctx.record.setdefault("unstable", [])
         beats: Dict[str, Optional[float]] = {}
+        first_pass = time.monotonic()
         after = CheckState("unexpected", "not verified")
         for n in range(passes):
             if n:
@@ -429,10 +425,11 @@ class Runner:
                     unstable.append({"service": service, "problem": problem, "down": True})
                 if n == 0:
                     beats[service] = self._beat(service)
+                    first_pass = time.monotonic()
             if after.state != "healthy" or unstable:
                 break
         else:
-            self._await_heartbeats(restarted, beats, unstable)
+            self._await_heartbeats(restarted, beats, unstable, since=first_pass)
         verify["stable"] = after.state == "healthy" and not unstable
         ctx.write_journal()
         return after
@@ -442,17 +439,21 @@ class Runner:
         return heartbeat_mtime(self.ctx.app_dir, heartbeat) if heartbeat else None
 
     def _await_heartbeats(
-        self, restarted: Dict[str, Optional[int]], first: Dict[str, Optional[float]], unstable: List[Dict[str, Any]]
+        self,
+        restarted: Dict[str, Optional[int]],
+        first: Dict[str, Optional[float]],
+        unstable: List[Dict[str, Any]],
+        *,
+        since: float,
     ) -> None:
         """Each restarted service with a heartbeat must move it after the first verification
-        pass: waited for up to its ``heartbeat_max_age``; a pid that lives on with a heartbeat
-        standing still is a hung daemon, not a healed one."""
+        pass (at monotonic ``since``): waited for up to its ``heartbeat_max_age`` from then; a pid
+        that lives on with a heartbeat standing still is a hung daemon, not a healed one."""
         ctx = self.ctx
         waiting = {s: first.get(s) for s in restarted if self.safety[s].heartbeat}
         if not waiting:
             return
-        started = time.monotonic()
-        deadline = {s: started + self.safety[s].heartbeat_max_age for s in waiting}
+        deadline = {s: since + self.safety[s].heartbeat_max_age for s in waiting}
         while waiting:
             for service in list(waiting):
                 now_beat = self._beat(service)

@@ -83,7 +83,15 @@ def timeline(host: HostRecord) -> list[TimelineRow]:
     if not host["actions"]:
         items += [_planned_item(a) for a in plan.get("actions") or []]
     if after:
-        items.append(_Item("after", None, _check_row("after", "check after", after, None)))
+        row = _check_row("after", "check after", after, None)
+        verify = host.get("verify")
+        if verify and (len(verify.get("passes") or []) > 1 or verify.get("stable") is False):
+            passes = verify.get("passes") or []
+            good = sum(1 for p in passes if p.get("state") == "healthy")
+            stable = "stable" if verify.get("stable") else "NOT stable"
+            text = f"{good}/{verify.get('passes_wanted')} passing checks over {verify.get('window', 0):g} s: {stable}"
+            row = TimelineRow(row.kind, row.when, row.what, detail=(*row.detail, Span(text)))
+        items.append(_Item("after", None, row))
 
     inside: dict[int, list[_Item]] = {}
     for item in items:
@@ -108,7 +116,10 @@ def _check_row(kind: str, label: str, check: CheckRecord, signatures: Sequence[s
 def _action_item(action: ActionRecord) -> _Item:
     when = _time(action.get("t"))
     what = (Span(str(action.get("kind")), "strong"), Span(" "), Span(str(action.get("target")), "code"))
-    detail = (Span(str(action.get("detail"))),) if action.get("detail") else ()
+    detail: tuple[Span, ...] = (Span(str(action.get("detail"))),) if action.get("detail") else ()
+    hooks = hook_lines(action)
+    if hooks:
+        detail += (Span(f"{'; ' if detail else ''}{'; '.join(hooks)}", "muted"),)
     row = TimelineRow(
         "action",
         clock(when) if when is not None else str(action.get("at") or ""),
@@ -119,6 +130,25 @@ def _action_item(action: ActionRecord) -> _Item:
         ran=_commands(action),
     )
     return _Item("action", when, row)
+
+
+def hook_lines(action: ActionRecord) -> list[str]:
+    """What the service's hooks said around a restart: ``pre_restart ok: 0 open orders cancelled``."""
+    lines = []
+    for name in ("safe_to_restart", "pre_restart", "post_restart"):
+        hook = action.get(name)
+        if not isinstance(hook, Mapping):
+            continue
+        said = [line.strip() for line in str(hook.get("output") or "").splitlines() if line.strip()]
+        ended = (
+            "ok"
+            if hook.get("ok")
+            else "timed out"
+            if hook.get("timed_out")
+            else f"FAILED (exit {hook.get('exit_code')})"
+        )
+        lines.append(f"{name} {ended}" + (f": {said[-1][:160]}" if said else ""))
+    return lines
 
 
 def _commands(action: ActionRecord | PlannedActionRecord) -> str:
