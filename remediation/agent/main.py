@@ -68,7 +68,7 @@ def _load(opts: Dict[str, Any], config: Optional[Dict[str, Any]], cron_config: A
 
 
 def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] = None) -> int:
-    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config."""
+    """Entry point for the on-host runner. Exit code: 0 ok, 2 not ok, 3 bad config, 6 deferred."""
     opts = _options(argv, config)
     cron_config: Optional[Dict[str, Any]] = None
     if config is None:

@@ -260,7 +260,8 @@ class FleetRun:
         if self.max_fail_percent is None:
             return
         done = [h for h in self.report.hosts if h.host in self.final]
-        failed = [h.host for h in done if h.outcome not in OK_OUTCOMES]
+        # a deferred restart was put off on purpose (orders in flight...): not a failed host
+        failed = [h.host for h in done if h.outcome not in OK_OUTCOMES and h.outcome != "deferred"]
         percent = len(failed) * 100.0 / len(self.order)
         if percent > self.max_fail_percent and self.batch_index + 1 < len(self.batches):
             self.stopped_reason = (
