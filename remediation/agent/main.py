@@ -122,12 +122,12 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             # and what root's logrotate line reads beside them, and the package the launcher runs
             ctx.installed_files += [os.path.join(here, name) for name in (SECRETS_FILE, "logrotate.conf")]
             ctx.installed_files += [p for p in runner_tree(here) if p not in ctx.installed_files]
-        elif RUNNER_CODE == "installed" or RUNNER_NOTE:
-            # The controller's script chose the installed package (or would have, but for what the
-            # note says): the run trusts all of it before anything else, as cron's runs do.
+        elif RUNNER_NOTE:
+            # The installed package is this code, but the script's probe would not run it: this run
+            # judges all of it as cron's runs do, and refuses if root may not trust it (cron would
+            # run it). When the probe did choose it, the probe judged it, before running it.
             ctx.installed_files = runner_tree(ctx.guardian_dir)
-            if RUNNER_NOTE:
-                ctx.warn(f"the installed runner is this code but was not used ({RUNNER_NOTE}); ran the code sent")
+            ctx.warn(f"the installed runner is this code but was not used ({RUNNER_NOTE}); ran the code sent")
         if job.action == "status":
             from .status import report_status
 
