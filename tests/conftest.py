@@ -182,7 +182,7 @@ def run_cron_runner(lab: Lab, host: str) -> str:
         [
             "bash",
             "-c",
-            f"cd {APP} && /usr/bin/python3 .guardian/guardian-runner.py --config .guardian/config.json "
+            f"cd {APP} && /usr/bin/python3 -I -S .guardian/guardian-runner.py --config .guardian/config.json "
             "--runner cron --format text",
         ],
         check=False,

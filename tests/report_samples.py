@@ -46,6 +46,7 @@ def full_host() -> HostReport:
         busy_holder={"runner": "cron", "pid": 4242, "run_id": "holder-marker", "since": t0, "since_iso": "x"},
         runner="cron-runner",
         remote_version="9.9.9",
+        runner_code="installed",
         warnings=["warning-marker"],
         preflight=[{"check": "preflight-marker", "ok": False, "detail": "missing", "fatal": False}],
         changes=[{"item": "change-marker", "action": "update", "detail": "", "diff": "+a line\n-old line"}],

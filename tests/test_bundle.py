@@ -1,5 +1,5 @@
-"""The runner script: the same program streamed as ``python3 -c`` and installed by deploy, small
-enough for one command-line argument, and able to install a copy of itself."""
+"""The runner script: the program streamed as ``python3 -c``, small enough for one command-line
+argument, and able to install (deploy) the very sources it carries."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from remediation.agent.bootstrap import own_script
-from remediation.execution.bundle import build_runner, bundle_digest
+from remediation.agent.bootstrap import own_sources
+from remediation.execution.bundle import agent_sources, build_runner, bundle_digest
 from remediation.execution.hostrun import JobOptions, runner_command
 from remediation.inventory import load_inventory
 
@@ -20,19 +20,20 @@ EXIT_LINE = "sys.exit(main(sys.argv[1:], config=_CONFIG))\n"
 
 def test_the_script_names_its_entry_point_and_digest() -> None:
     script = build_runner(None)
-    assert script.endswith("from guardian_agent.main import main\n_CONFIG = None\n" + EXIT_LINE)
+    assert script.endswith("from guardian_agent.main import main\n" + EXIT_LINE) and "\n_CONFIG = None\n" in script
     assert f"(bundle {bundle_digest()})" in script.splitlines()[0]
 
 
-def test_a_running_script_writes_a_byte_for_byte_copy_of_itself() -> None:
-    """What deploy installs as guardian-runner.py is the program the controller built."""
+def test_a_running_script_installs_the_sources_it_carries_under_its_digest() -> None:
+    """What deploy installs in .guardian/runner/ is the code the controller's script carries."""
     script = build_runner(None)
     probe = script.replace(
-        EXIT_LINE, "from guardian_agent.bootstrap import own_script\nsys.stdout.write(own_script())\n"
+        EXIT_LINE,
+        "from guardian_agent.bootstrap import own_sources\nimport json\nprint(json.dumps(own_sources()))\n",
     )
-    copy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert copy == script
-    assert own_script() == script  # outside a script (the controller, tests): built from the files
+    sources, digest = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    assert digest == bundle_digest() and sorted(sources) == sorted(dict(agent_sources()))
+    assert own_sources() == (sources, digest)  # outside a script (the controller, tests): built from the files
 
 
 def test_the_deploy_command_carries_the_runner_once_and_fits_one_argument(tmp_path: Path) -> None:

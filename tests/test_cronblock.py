@@ -85,7 +85,7 @@ def test_cron_lines_quote_every_value() -> None:
         [{"name": "pm", "schedule": "15 14 * * 1-5", "check": "check it.py", "log": "logs/pm.log"}],
     )
     assert lines[0] == (
-        "15 14 * * 1-5 cd '/srv/my app' && /usr/bin/python3 '/srv/my app/.guardian/guardian-runner.py' "
+        "15 14 * * 1-5 cd '/srv/my app' && /usr/bin/python3 -I -S '/srv/my app/.guardian/guardian-runner.py' "
         "--config '/srv/my app/.guardian/config.json' --runner cron --format text --check 'check it.py' "
         ">> logs/pm.log 2>&1"
     )

@@ -37,6 +37,7 @@ MARKERS = {
     "busy_holder": "run holder-marker",
     "runner": "cron-runner",
     "remote_version": "agent 9.9.9",
+    "runner_code": "installed code",
     "warnings": "warning-marker",
     "preflight": "preflight-marker",
     "changes": "change-marker",

@@ -233,7 +233,7 @@ def test_the_timer_pair_runs_the_runner_as_the_cron_line_would() -> None:
     service = units["guardian-pre-market.service"].splitlines()
     assert "Type=oneshot" in service and "WorkingDirectory=/root/stock-bot" in service
     assert (
-        "ExecStart=/usr/bin/python3 /root/stock-bot/.guardian/guardian-runner.py --config "
+        "ExecStart=/usr/bin/python3 -I -S /root/stock-bot/.guardian/guardian-runner.py --config "
         "/root/stock-bot/.guardian/config.json --runner cron --format text --check pre_market_health_check.py"
     ) in service
     assert "StandardOutput=append:/root/stock-bot/logs/pre_market.log" in service

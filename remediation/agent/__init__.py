@@ -40,3 +40,8 @@ SECRETS_FILE = "secrets.json"
 #: BUNDLE_PAYLOAD with those sources as it carries them (so deploy can install a copy of itself).
 BUNDLE_DIGEST = "dev"
 BUNDLE_PAYLOAD = ""
+#: Which code a run is: "streamed" (the controller's script carried it) or "installed" (deploy's
+#: precompiled package, started by cron's launcher or chosen by the script's probe). The script
+#: sets RUNNER_NOTE when it found this very code installed but could not use it, and why.
+RUNNER_CODE = "streamed"
+RUNNER_NOTE = ""

@@ -1,5 +1,6 @@
-"""Install Guardian on a host so it heals itself from cron: the runner, its config, a logrotate
-rule, file permissions and a marked crontab block. Runs on the host, streamed by ``invoke deploy``.
+"""Install Guardian on a host so it heals itself from cron: the runner (a launcher and the agent
+package compiled for the host's python, see :mod:`installed`), its config, a logrotate rule, file
+permissions and a marked crontab block. Runs on the host, streamed by ``invoke deploy``.
 
 Every item is compared with what is there first, so a second deploy changes nothing and
 ``--dry-run`` shows exactly what a real deploy would change. A failing pre-flight changes nothing.
@@ -19,7 +20,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import BUNDLE_DIGEST, JOURNAL_DIR, MANIFEST_FILE, RUNNER_FILE, SECRETS_FILE, STATE_SUBDIR, VERSION, events
-from .bootstrap import own_script
+from .bootstrap import launcher, own_sources
 from .config import DeployFields, RunnerConfig
 from .context import guardian_dir
 from .cronblock import (
@@ -32,6 +33,7 @@ from .cronblock import (
 )
 from .emit import Emit
 from .identity import IdentityError, resolve_run_as
+from .installed import RUNNER_DIR, desired_tree, runner_tree, tree_changes, tree_dirs
 from .managers import Manager, ManagerError, ServiceSpec, make_manager, probe, read_status
 from .metrics import METRICS_FILE, metrics_dir
 from .systemd import unit_preflight
@@ -89,7 +91,9 @@ def runner_argv(python: str, install_dir: str, check: str) -> List[str]:
     """How a schedule (a cron line or a timer's service) runs the installed runner for ``check``."""
     runner = os.path.join(install_dir, RUNNER_NAME)
     config = os.path.join(install_dir, CONFIG_NAME)
-    return [python, runner, "--config", config, "--runner", "cron", "--format", "text", "--check", check]
+    # Isolated and without site, as the controller starts it: no PYTHON* variable a crontab line
+    # above the block sets reaches root's python, and no site-packages .pth costs start-up time.
+    return [python, "-I", "-S", runner, "--config", config, "--runner", "cron", "--format", "text", "--check", check]
 
 
 def logrotate_argv(install_dir: str) -> List[str]:
@@ -194,7 +198,7 @@ class Installer:
             self.check("run_as", False, str(exc))
             return
         # The install dir, and what it holds already: cron's runner reads every one of them as root.
-        paths = root_reads(guardian_dir=self.install_dir, files=self.installed_paths())
+        paths = root_reads(guardian_dir=self.install_dir, files=self.trusted_paths())
         python = shutil.which(self.settings.python)
         if python:
             paths.append(os.path.realpath(python))
@@ -293,9 +297,16 @@ class Installer:
     # -- desired state ---------------------------------------------------------------------
 
     def installed_paths(self) -> List[str]:
-        """Guardian's own files in the install dir: the runner, cron's config, the logrotate rule."""
+        """Guardian's own files in the install dir: the runner, cron's config, the logrotate rule,
+        the manifest, cron's secrets (what root reads there; the installed package is apart:
+        :func:`installed.runner_tree`)."""
         names = (RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, MANIFEST_NAME, SECRETS_NAME)
         return [os.path.join(self.install_dir, name) for name in names]
+
+    def trusted_paths(self) -> List[str]:
+        """Everything root reads or executes in the install dir, as it is on the host now."""
+        files = self.installed_paths()
+        return files + [p for p in runner_tree(self.install_dir) if p not in files]
 
     def manifest(self) -> Dict[str, Any]:
         """What this deploy installs, as ``deployed.json`` holds it (no time stamp in it, so a
@@ -311,8 +322,9 @@ class Installer:
         }
 
     def desired_files(self) -> List[Dict[str, Any]]:
-        # The runner cron starts is this very program (unless the config names another script).
-        runner_source = (self.deploy.runner_source or own_script()).encode()
+        # The launcher cron starts runs the package ensure_runner_tree installs: this very code
+        # (unless the config names another script).
+        runner_source = (self.deploy.runner_source or launcher(own_sources()[1], VERSION)).encode()
         cron_config = json.dumps(self.deploy.cron_config.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
         rule = logrotate_rule(self.app_dir, self.deploy.logrotate_patterns).encode()
         manifest = json.dumps(self.manifest(), indent=2, sort_keys=True).encode() + b"\n"
@@ -383,6 +395,7 @@ class Installer:
                 for path in self.installed_paths():
                     self.remove_file(path)
                 self.remove_file(os.path.join(self.install_dir, LOGROTATE_STATE))
+                self.remove_runner_tree()
                 # No stale metrics left for node_exporter to serve as if Guardian still ran.
                 metrics = metrics_dir(self.app_dir, self.install_dir, self.settings.metrics_dir)
                 self.remove_file(os.path.join(metrics, METRICS_FILE))
@@ -395,6 +408,7 @@ class Installer:
                 self.ensure_dir(os.path.join(self.app_dir, "logs"), 0o750)  # cron appends to logs/*.log
                 for entry in self.schedules:
                     self.ensure_cron_log(str(entry["log"]))
+                self.ensure_runner_tree()  # before the launcher that runs it
                 for item in self.desired_files():
                     self.ensure_file(
                         str(item["path"]),
@@ -476,17 +490,65 @@ class Installer:
             detail += f" (was sha {_sha(old)})"
         self.record(path, "create" if old is None else "update", detail, text_diff)
         if not self.dry_run:
-            directory = os.path.dirname(path)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".guardian-", suffix=".tmp")
-            try:
-                os.fchmod(fd, mode)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            self.write(path, data, mode)
+
+    @staticmethod
+    def write(path: str, data: bytes, mode: int) -> None:
+        """Replace ``path`` atomically with ``data`` (a temporary file beside it, renamed over it)."""
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".guardian-", suffix=".tmp")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def ensure_runner_tree(self) -> None:
+        """The installed package: the sources this runner carries, each compiled by this python,
+        and the record naming the bundle, written last. One item in the report, however many of
+        its files differ (``--check`` names them)."""
+        sources, digest = own_sources()
+        top = tree_dirs(self.install_dir)[0]
+        for directory in tree_dirs(self.install_dir):
+            self.ensure_dir(directory, 0o750)
+        files = desired_tree(self.install_dir, sources, digest, VERSION)
+        writes, stale = tree_changes(files)
+        what = f"{len(sources)} modules compiled for {sys.implementation.cache_tag}, bundle {digest}"
+        if not writes and not stale:
+            self.record(top, "unchanged", what)
+            return
+        named = [os.path.relpath(str(f["path"]), top) for f in writes] + [os.path.relpath(p, top) for p in stale]
+        shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+        counts = f"{len(writes)} file(s) to write" + (f", {len(stale)} to remove" if stale else "")
+        fresh = len(writes) == len(files) and not stale
+        self.record(top, "create" if fresh else "update", f"{what}: {counts} ({shown})")
+        if self.dry_run:
+            return
+        for path in stale:
+            os.unlink(path)
+        for entry in writes:
+            self.write(str(entry["path"]), bytes(entry["data"]), int(entry["mode"]))
+
+    def remove_runner_tree(self) -> None:
+        """``--remove``: the installed package, its directories once empty (never another's files)."""
+        top, *_ = dirs = tree_dirs(self.install_dir)
+        if not os.path.lexists(top):
+            return
+        if os.path.islink(top) or not os.path.isdir(top):
+            raise OSError(f"{top} exists and is not a directory; refusing to touch it")
+        files = [p for p in runner_tree(self.install_dir) if p not in dirs and os.path.dirname(p) in dirs]
+        self.record(top, "remove", f"{len(files)} file(s)")
+        if self.dry_run:
+            return
+        for path in files:
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.unlink(path)
+        for directory in reversed(dirs):
+            if os.path.isdir(directory) and not os.listdir(directory):
+                os.rmdir(directory)
 
     def _ensure_mode(self, path: str, current: int, wanted: int) -> None:
         if stat.S_IMODE(current) == wanted:
@@ -524,7 +586,7 @@ class Installer:
             return
         if not stat.S_ISDIR(st.st_mode):
             return
-        ours = {RUNNER_NAME, CONFIG_NAME, LOGROTATE_NAME, LOGROTATE_STATE, MANIFEST_NAME, SECRETS_NAME}
+        ours = {RUNNER_NAME, RUNNER_DIR, CONFIG_NAME, LOGROTATE_NAME, LOGROTATE_STATE, MANIFEST_NAME, SECRETS_NAME}
         left = sorted(name for name in os.listdir(self.install_dir) if not (self.dry_run and name in ours))
         if left:
             shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")

@@ -15,11 +15,12 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from . import BUNDLE_DIGEST, SECRETS_FILE, VERSION, events
+from . import BUNDLE_DIGEST, RUNNER_CODE, RUNNER_NOTE, SECRETS_FILE, VERSION, events
 from .collect import collect_only
 from .config import HostSettings, RunnerConfig, RunnerConfigError
 from .context import RunContext
 from .emit import Emit, json_emitter, text_emitter
+from .installed import runner_tree
 from .outcomes import DEPLOY_OK, RUNNER_EXIT_BAD_CONFIG, RUNNER_EXIT_NOT_OK, RUNNER_EXIT_OK, runner_exit_code
 from .sequence import Runner
 from .signatures import RuleError
@@ -114,11 +115,19 @@ def main(argv: Optional[Sequence[str]] = None, config: Optional[Dict[str, Any]] 
             return EXIT_OK if record["outcome"] in DEPLOY_OK else EXIT_NOT_OK
         ctx = RunContext(runner_config, emit, watch)
         ctx.secrets = secrets
+        ctx.record["runner_code"] = RUNNER_CODE  # which code this run is: installed or streamed
         if opts["config"]:  # cron: the runner, its config and secrets are read as root
             here = os.path.dirname(os.path.abspath(opts["config"]))
             ctx.installed_files = [os.path.abspath(sys.argv[0]), os.path.abspath(opts["config"])]
-            # and what root's logrotate line reads beside them
+            # and what root's logrotate line reads beside them, and the package the launcher runs
             ctx.installed_files += [os.path.join(here, name) for name in (SECRETS_FILE, "logrotate.conf")]
+            ctx.installed_files += [p for p in runner_tree(here) if p not in ctx.installed_files]
+        elif RUNNER_NOTE:
+            # The installed package is this code, but the script's probe would not run it: this run
+            # judges all of it as cron's runs do, and refuses if root may not trust it (cron would
+            # run it). When the probe did choose it, the probe judged it, before running it.
+            ctx.installed_files = runner_tree(ctx.guardian_dir)
+            ctx.warn(f"the installed runner is this code but was not used ({RUNNER_NOTE}); ran the code sent")
         if job.action == "status":
             from .status import report_status
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set
 
 
 @dataclass(frozen=True)
@@ -83,21 +83,36 @@ def _path_and_parents(path: str) -> Iterator[str]:
         path = parent
 
 
-def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProblem]:
+def _realpath(path: str, parents: Dict[str, str]) -> str:
+    """``os.path.realpath(path)``, resolving each parent directory once for many paths in it
+    (``parents``: directory -> its real path); the package deploy installs is ~80 files."""
+    if not os.path.isabs(path) or os.path.normpath(path) != path:
+        return os.path.realpath(path)  # ".." resolves after the symlinks before it, as realpath does
+    parent, name = os.path.split(path)
+    if parent not in parents:
+        parents[parent] = os.path.realpath(parent)
+    real = os.path.join(parents[parent], name)
+    return os.path.realpath(real) if os.path.islink(real) else real
+
+
+def trust_problems(
+    path: str, *, owners: Iterable[int] = (), seen: Optional[Set[str]] = None, parents: Optional[Dict[str, str]] = None
+) -> List[TrustProblem]:
     """Every reason root must not trust ``path`` (empty: trusted). A missing path is a problem too.
 
     Two chains are judged, each entry once: the path as written (a symlink anywhere on it, such
     as ``app/.guardian -> /opt/x``, is only as safe as its owner and the directory holding it,
-    which could swap it for another target), and the real path it leads to now.
+    which could swap it for another target), and the real path it leads to now. ``seen`` and
+    ``parents`` carry what was judged and resolved already over several paths (:func:`untrusted`).
     """
     allowed = tuple(owners)
     try:
-        real = os.path.realpath(path)
+        real = _realpath(path, {} if parents is None else parents)
         os.stat(real)
     except OSError as exc:
         return [TrustProblem(path, 0, -1, -1, f"cannot be checked: {exc.strerror}")]
     problems: List[TrustProblem] = []
-    seen = set()
+    seen = set() if seen is None else seen
     for step in (*_path_and_parents(os.path.abspath(path)), *_path_and_parents(real)):
         if step in seen:
             continue
@@ -119,14 +134,16 @@ def trust_problems(path: str, *, owners: Iterable[int] = ()) -> List[TrustProble
 
 
 def untrusted(paths: Iterable[str], *, owners: Iterable[int] = ()) -> List[TrustProblem]:
-    """The problems of every path, each directory reported once."""
-    seen = set()
+    """The problems of every path, each directory judged and reported once."""
+    reported = set()
+    judged: Set[str] = set()
+    parents: Dict[str, str] = {}
     found: List[TrustProblem] = []
     allowed = tuple(owners)
     for path in paths:
-        for problem in trust_problems(path, owners=allowed):
-            if problem.path not in seen:
-                seen.add(problem.path)
+        for problem in trust_problems(path, owners=allowed, seen=judged, parents=parents):
+            if problem.path not in reported:
+                reported.add(problem.path)
                 found.append(problem)
     return found
 

@@ -1,9 +1,9 @@
 """Build the on-host runner: one self-contained Python script carrying the agent package.
 
-The controller runs it as ``python3 -c <script>`` over a single SSH session (or locally), and
-``invoke deploy`` installs the same script on the host for cron (the deploy job writes a copy of
-itself: ``agent/bootstrap.py``). The script embeds the agent's sources and imports them from
-memory, so the host needs nothing but python3 (>= 3.9).
+The controller runs it as ``python3 -c <script>`` over a single SSH session (or locally). The
+script embeds the agent's sources and imports them from memory, so the host needs nothing but
+python3 (>= 3.9); on a host where ``invoke deploy`` installed this very code, the script runs
+that instead, precompiled (``agent/installed.py``), and decodes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..agent import VERSION
-from ..agent.bootstrap import ENTRY_MODULE, PACKAGE, encode, read_sources, render
+from ..agent.bootstrap import ENTRY_MODULE, PACKAGE, encode, probe_source, read_sources, render
 from ..agent.config import RunnerConfig
 
 #: The package name the agent's modules get in the script, and the module whose main it runs.
@@ -32,6 +32,11 @@ def _payload() -> tuple[str, str]:
     return encode(dict(agent_sources()))
 
 
+@lru_cache(maxsize=1)
+def _probe() -> str:
+    return probe_source((AGENT_DIR / "installed.py").read_text(encoding="utf-8"))
+
+
 def bundle_digest() -> str:
     """Identifies the agent code; the deployed runner and the controller compare it."""
     return _payload()[1]
@@ -41,4 +46,4 @@ def build_runner(config: RunnerConfig | None = None) -> str:
     """The runner script. With ``config`` it runs that config; without, it reads ``--config``."""
     payload, digest = _payload()
     literal = "None" if config is None else f"json.loads({json.dumps(config.to_dict(), sort_keys=True)!r})"
-    return render(payload, digest, VERSION, literal)
+    return render(payload, digest, VERSION, literal, _probe())

@@ -455,6 +455,7 @@ class HostRun:
             report.locks = list(event.get("locks", []))
             report.busy_holder = event.get("busy_holder")
             report.runner = str(event.get("runner", "laptop"))
+            report.runner_code = str(event.get("runner_code", ""))
             report.warnings += [str(w) for w in event.get("warnings", [])]
             report.changes = list(event.get("changes", []))
             report.preflight = list(event.get("preflight", []))

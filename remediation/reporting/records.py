@@ -17,6 +17,7 @@ a pattern, a constant, a description. Keys marked ``NotRequired`` may be missing
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired, TypedDict
 
+from ..agent.installed import RUNNER_CODES
 from ..agent.outcomes import ACTION_RESULTS, EXIT_CODES, OUTCOMES
 from ..agent.plan import DEGRADED, HEALTHY, UNEXPECTED, UNHEALTHY
 
@@ -392,6 +393,16 @@ class HostRecord(TypedDict):
     busy_holder: NotRequired[HolderRecord | None]
     runner: NotRequired[Annotated[str, Doc("laptop, or cron for a run the host started itself")]]
     remote_version: NotRequired[str]
+    runner_code: NotRequired[
+        Annotated[
+            str,
+            OneOf((*RUNNER_CODES, "")),
+            Doc(
+                "which code ran: `installed` (what deploy installed, compiled on the host, when it is the "
+                "controller's bundle) or `streamed` (the code the controller sent); empty when no runner reported"
+            ),
+        ]
+    ]
     warnings: NotRequired[list[str]]
     preflight: NotRequired[list[PreflightRecord]]
     changes: NotRequired[list[ChangeRecord]]

@@ -71,6 +71,7 @@ class HostReport:
     busy_holder: dict[str, Any] | None = None
     runner: str = "laptop"
     remote_version: str = ""
+    runner_code: str = ""  # "installed" or "streamed": which code the runner ran (agent/installed.py)
     warnings: list[str] = field(default_factory=list)
     preflight: list[dict[str, Any]] = field(default_factory=list)  # deploy
     changes: list[dict[str, Any]] = field(default_factory=list)  # deploy

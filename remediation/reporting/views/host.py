@@ -164,6 +164,8 @@ def _facts(host: HostRecord, run_id: str) -> tuple[str, ...]:
     facts = [host["address"], host["transport"], host.get("runner", "")]
     if host.get("remote_version"):
         facts.append(f"agent {host.get('remote_version')}")
+    if host.get("runner_code"):
+        facts.append(f"{host.get('runner_code')} code")  # deploy's installed runner, or the code sent
     if host.get("started_at"):
         facts.append(f"started {host.get('started_at')}")
     facts += [seconds(host["duration"]), f"run {run_id}"]
