@@ -93,6 +93,22 @@ def full_host() -> HostReport:
                 }
             ],
         },
+        deferred=[
+            {
+                "service": "svc-marker",
+                "kind": "unsafe",
+                "reason": "safe_to_restart said no: exit 1: deferred-marker orders in flight",
+                "retry_at": "2026-01-05T14:15:00Z",
+                "retry": "the scheduled run at 2026-01-05T14:15:00Z",
+            }
+        ],
+        verify={
+            "passes_wanted": 2,
+            "window": 5.0,
+            "passes": [{"pass": 1, "at": "2026-01-02T03:04:10Z", "exit_code": 0, "state": "healthy"}],
+            "stable": False,
+        },
+        unstable=[{"service": "svc-marker", "problem": "unstable-marker exited 4 s after restart", "down": True}],
     )
 
 

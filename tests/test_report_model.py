@@ -44,6 +44,9 @@ MARKERS = {
     "cron_runs": "cron-run-marker",
     "guards": "hold-marker",
     "self_heal": "silence-marker",
+    "deferred": "deferred-marker orders in flight",
+    "verify": "1/2 passing check(s) in a row over 5 s",
+    "unstable": "unstable-marker exited 4 s after restart",
 }
 
 

@@ -24,7 +24,7 @@ from ..records import (
 from ..report import HostReport, RunReport
 from ..selfheal import clock_line, silence_line
 from .excerpt import TAIL_LINES, OutputExcerpt, output_excerpt
-from .labels import clock, exit_label, recap_reason, result_text, seconds
+from .labels import clock, exit_label, recap_reason, result_text, seconds, verify_line
 from .timeline import TimelineRow, timeline
 
 #: Words in a warning that make the host's notices a guard's business, not just warnings.
@@ -211,14 +211,10 @@ def _check_summary(which: str, check: CheckRecord | None) -> CheckSummary:
 
 
 def verify_summary(verify: VerifyRecord) -> CheckSummary:
-    """The verification after recovery: ``2/2 passes over 5 s: stable``."""
-    passes = verify.get("passes") or []
-    passed = sum(1 for p in passes if p.get("state") == "healthy")
-    wanted = verify.get("passes_wanted", len(passes))
+    """The verification after recovery, beside the checks before and after."""
     stable = verify.get("stable")
     state = "stable" if stable else "not stable" if stable is False else "?"
-    note = f"{passed}/{wanted} passing check(s) in a row over {verify.get('window', 0):g} s"
-    return CheckSummary("verification", f"{len(passes)} check(s)", state, note)
+    return CheckSummary("verification", f"{len(verify.get('passes') or [])} check(s)", state, verify_line(verify))
 
 
 def deferred_text(entry: DeferredRecord) -> str:

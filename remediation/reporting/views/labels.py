@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ...agent.outcomes import DESCRIPTIONS, EXIT_CODES, EXIT_USAGE
 from ..records import ActionRecord, CheckRecord, CronActionRecord, HostRecord
@@ -107,6 +108,16 @@ RESULT_MARKS: Mapping[str, ResultMark] = {
     "started": ResultMark("…", spelled=True),
     "interrupted": ResultMark("✗", spelled=True),
 }
+
+
+def verify_line(verify: Mapping[str, Any]) -> str:
+    """The verification after recovery in a line: ``2/2 passing check(s) in a row over 5 s: stable``."""
+    passes = verify.get("passes") or []
+    passed = sum(1 for p in passes if isinstance(p, Mapping) and p.get("state") == "healthy")
+    stable = verify.get("stable")
+    state = "stable" if stable else "NOT stable" if stable is False else "not finished"
+    window = verify.get("window") or 0
+    return f"{passed}/{verify.get('passes_wanted', len(passes))} passing check(s) in a row over {window:g} s: {state}"
 
 
 def result_text(result: str) -> str:

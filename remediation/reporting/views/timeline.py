@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..records import ActionRecord, CheckRecord, HostRecord, PlannedActionRecord
-from .labels import Span, clock, command_line, state_label
+from .labels import Span, clock, command_line, state_label, verify_line
 
 #: Which phase each kind of timeline entry happens in (the runner's phases, in its order).
 #: Entries whose phase is missing (old reports, a run cut short) fall back along the list.
@@ -86,10 +86,7 @@ def timeline(host: HostRecord) -> list[TimelineRow]:
         row = _check_row("after", "check after", after, None)
         verify = host.get("verify")
         if verify and (len(verify.get("passes") or []) > 1 or verify.get("stable") is False):
-            passes = verify.get("passes") or []
-            good = sum(1 for p in passes if p.get("state") == "healthy")
-            stable = "stable" if verify.get("stable") else "NOT stable"
-            text = f"{good}/{verify.get('passes_wanted')} passing checks over {verify.get('window', 0):g} s: {stable}"
+            text = verify_line(verify)
             row = TimelineRow(row.kind, row.when, row.what, detail=(*row.detail, Span(text)))
         items.append(_Item("after", None, row))
 
