@@ -9,6 +9,8 @@ import stat
 import sys
 from pathlib import Path
 
+import pytest
+
 from remediation.agent.outcomes import EXIT_ATTENTION, EXIT_DEFERRED, EXIT_OK, EXIT_UNREACHABLE, exit_code_for
 from remediation.agent.plan import CheckState, decide, final_outcome, restart_gate
 from remediation.agent.safety import Hook, run_hook, safety_of
@@ -190,3 +192,22 @@ def test_hook_files_are_trusted_like_the_check_when_they_run_with_root_s_privile
     assert any(str(hook) in p.describe() for p in problems)
     hook.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
     assert not untrusted(root_reads(guardian_dir=str(guardian), programs=files), owners=(os.getuid(),))
+
+
+def test_force_unsafe_asks_first_and_a_run_without_a_terminal_needs_yes(tmp_path: Path) -> None:
+    from remediation.errors import GuardianError
+    from remediation.inventory import load_inventory
+    from remediation.jobs import FleetRequest, confirm_unsafe
+
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(
+        "vars:\n  services:\n    trading-bot: {safe_to_restart: [python3, hooks/safe.py]}\n"
+        "groups:\n  prod:\n    hosts:\n      d1: {address: 127.0.0.1}\n"
+    )
+    hosts = load_inventory([inventory]).select("d1")
+    request = FleetRequest(hosts="d1", inventory=[inventory], force_unsafe=True)
+    with pytest.raises(GuardianError, match=r"trading-bot.*safe_to_restart says no.*re-run with --yes"):
+        confirm_unsafe(hosts, request, "recover")  # pytest's stdin is no terminal
+    confirm_unsafe(hosts, FleetRequest(hosts="d1", force_unsafe=True, yes=True), "recover")
+    confirm_unsafe(hosts, FleetRequest(hosts="d1", force_unsafe=True, dry_run=True), "recover")
+    confirm_unsafe(hosts, FleetRequest(hosts="d1"), "recover")
