@@ -23,6 +23,21 @@ def app_paths(app_dir=None):
     return root, state, logs
 
 
+#: A file in state/ naming a directory (relative to the app dir) where the daemons write their pid
+#: files instead of state/: the benchmark's app with its pid files where Guardian does not look.
+PID_DIR_FILE = ".pid_dir"
+
+
+def daemon_pid_path(state, pid_file):
+    """Where a daemon's pid file is: state/<pid_file>, or in the directory state/.pid_dir names."""
+    try:
+        with open(os.path.join(state, PID_DIR_FILE)) as fh:
+            rel = fh.read().strip()
+    except OSError:
+        rel = ""
+    return os.path.join(os.path.dirname(state), rel, pid_file) if rel else os.path.join(state, pid_file)
+
+
 def write_atomic(path, text):
     """Write text to path via a temporary file and os.replace."""
     tmp = f"{path}.tmp.{os.getpid()}"
@@ -111,7 +126,8 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty):
         # lab fault crash-loop: this daemon dies at every start, as one whose upstream is gone would
         log(f"{name}: crash-loop fault: exiting with status 3 at start")
         return 3
-    pid_path = os.path.join(state, pid_file)
+    pid_path = daemon_pid_path(state, pid_file)
+    os.makedirs(os.path.dirname(pid_path), exist_ok=True)
     status_path = os.path.join(state, status_file)
     pid = os.getpid()
     status = {"pid": pid, "started_at": time.time(), "status": healthy, "heartbeat": time.time()}
