@@ -127,14 +127,16 @@ def guardian_cli(env: Env, *command: str) -> list[str]:
 def runners_in_report(run_dir: Path) -> dict[str, str]:
     """Per host, how its runner got there according to ``report.json``: ``installed`` or
     ``streamed``, from whichever field of the host's record says so (issue 18's ``runner:
-    installed|streamed``); hosts whose record has no such field are left out."""
+    installed|streamed``, ``runner_code`` in the work under way, any field saying so otherwise);
+    hosts whose record has no such field are left out."""
     try:
         hosts = json.loads((run_dir / "report.json").read_text())["hosts"]
     except (OSError, ValueError, KeyError):
         return {}
     found = {}
     for record in hosts:
-        kinds = [v for k, v in record.items() if isinstance(v, str) and v in ("installed", "streamed")]
+        kinds = [record["runner_code"]] if record.get("runner_code") in ("installed", "streamed") else []
+        kinds += [v for k, v in record.items() if isinstance(v, str) and v in ("installed", "streamed")]
         if kinds:
             found[str(record.get("host"))] = kinds[0]
     return found

@@ -35,8 +35,13 @@ from workload import SETTLE, prepare  # noqa: E402
 from remediation.lab import Lab  # noqa: E402
 
 
-def premarket_argv(code: Path, inventory: Path, hosts: int, reports: Path) -> list[str]:
-    boot = f"import sys; sys.path.insert(0, {str(code)!r}); from remediation.cli import main; main()"
+def premarket_argv(
+    code: Path, inventory: Path, hosts: int, reports: Path, input_sleep: float | None = None
+) -> list[str]:
+    boot = f"import sys; sys.path.insert(0, {str(code)!r}); "
+    if input_sleep is not None:  # an experiment: how often Invoke's per-host threads poll
+        boot += f"import invoke.runners; invoke.runners.Runner.input_sleep = {input_sleep!r}; "
+    boot += "from remediation.cli import main; main()"
     argv = [sys.executable, "-c", boot, "premarket", "--hosts", "lab", "--inventory", str(inventory)]
     return [*argv, "--ssh-config", "", "--settle", str(SETTLE), "--forks", str(hosts), "--reports", str(reports)]
 
@@ -59,7 +64,7 @@ def hot_functions(raw: Path, top: int) -> list[str]:
         own[frames[-1]] += n
         for f in set(frames):
             inclusive[f] += n
-    lines = [f"{total} samples (threads holding the GIL)", "self:"]
+    lines = [f"{total} samples", "self:"]
     lines += [f"  {n * 100 / total:5.1f}%  {f}" for f, n in own.most_common(top)]
     lines.append("inclusive:")
     lines += [f"  {n * 100 / total:5.1f}%  {f}" for f, n in inclusive.most_common(top * 2)]
@@ -73,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=BENCH.parent, help="the checkout whose controller runs")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--py-spy", action="store_true", help="sample the run with py-spy and print the hot spots")
+    parser.add_argument("--gil", action="store_true", help="with --py-spy: only threads holding the GIL")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--input-sleep", type=float, help="experiment: set Invoke's Runner.input_sleep")
     args = parser.parse_args(argv)
     lab = Lab(args.lab, prefix=json.loads((args.lab / "lab.json").read_text())["prefix"])
     text = args.inventory.read_text()
@@ -83,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.runs):
             prepare(lab, names)
             reports = work / f"reports-{rep}"
-            cmd = premarket_argv(args.code.resolve(), args.inventory, len(names), reports)
+            cmd = premarket_argv(args.code.resolve(), args.inventory, len(names), reports, args.input_sleep)
             raw = work / f"profile-{rep}.txt"
             if args.py_spy:
                 spy = Path(sys.executable).parent / "py-spy"
-                cmd = [str(spy), "record", "--gil", "--format", "raw", "--rate", "250", "-o", str(raw), "--", *cmd]
+                gil = ["--gil"] if args.gil else []
+                cmd = [str(spy), "record", *gil, "--format", "raw", "--rate", "250", "-o", str(raw), "--", *cmd]
             start = time.monotonic()
             with open(work / "output.log", "wb") as log:
                 proc = subprocess.Popen(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -97,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             cpu = usage.ru_utime + usage.ru_stime
             print(
                 f"run {rep + 1}: {len(names)} hosts, exit {proc.returncode}, {seconds:.2f}s, controller CPU "
-                f"{cpu:.2f}s = {cpu / len(names) * 1000:.0f} ms/host, peak RSS {usage.ru_maxrss / 1024:.0f} MB"
-                + (" (sampled: slower)" if args.py_spy else ""),
+                f"{cpu:.2f}s (user {usage.ru_utime:.2f}, sys {usage.ru_stime:.2f}) = "
+                f"{cpu / len(names) * 1000:.0f} ms/host, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+                f"context switches {usage.ru_nvcsw + usage.ru_nivcsw}" + (" (sampled: slower)" if args.py_spy else ""),
                 flush=True,
             )
             if args.py_spy and raw.is_file():
