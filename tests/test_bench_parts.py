@@ -179,3 +179,20 @@ def outcome(name: str) -> tuple[bool | None, str]:
 )
 def test_targets(name: str, expected: tuple[bool | None, str]) -> None:
     assert outcome(name) == expected
+
+
+def test_the_guardian_floor_runs_exactly_the_streamed_command(tmp_path: Path) -> None:
+    """floor.py builds the runner's argv as a list (fast); quoted, it is the command that goes
+    over SSH (compared joined: shlex.split of the 45 KB command takes seconds)."""
+    import shlex
+
+    import floor
+
+    from remediation.execution.hostrun import JobOptions, runner_command
+    from remediation.inventory import load_inventory
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text("groups:\n  lab:\n    hosts:\n      h01: {address: 198.18.9.11, manager: supervisor}\n")
+    host = load_inventory([inv]).select("lab")[0]
+    job = JobOptions(run_id="20261202T000000Z-abcd")
+    assert shlex.join(floor.runner_argv(host, job)) == runner_command(host, job)
