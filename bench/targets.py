@@ -229,5 +229,7 @@ TARGETS: tuple[Target, ...] = (
 
 
 def evaluate(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> list[Outcome]:
-    """Every target checked on the summary ``rows``, in order."""
-    return [target.evaluate(rows) for target in targets]
+    """Every target checked on the summary ``rows``, in order; a target that resolves to the same
+    rows as an earlier one (``40`` falls back to ``40-nopid`` when only that mode ran) once."""
+    outcomes = [target.evaluate(rows) for target in targets]
+    return [o for i, o in enumerate(outcomes) if o not in outcomes[:i]]
