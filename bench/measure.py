@@ -39,6 +39,8 @@ class Run:
     cpu_s: float
     prep_s: float
     note: str = ""
+    host_cpu_healthy: float | None = None  # mean CPU-s inside a host that had no fault
+    host_cpu_faulted: float | None = None  # mean CPU-s inside a host that had a fault
 
     @property
     def ok(self) -> bool:

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Guardian's per-host premarket job as one POSIX shell script (for the OpenSSH and pyinfra peers).
 #
-# Usage: peer_job.sh MANAGER SETTLE TAR_DEST
+# Usage: peer_job.sh MANAGER SETTLE TAR_DEST [PID_DIR]
 #   MANAGER   supervisor | process-compose | signal
 #   SETTLE    seconds to wait before re-checking
 #   TAR_DEST  "-" streams a tar of the collected logs to stdout; else a path on the host
+#   PID_DIR   where the app's daemons write their pid files, relative to the app (default state)
 # Steps: check; remove stale locks; UW lines -> restart uw-daemon; SIP lines -> alert file and
 # restart trading-bot (a restart waits for a new live pid); settle; re-check; collect logs.
 # Exit code: the final check's (0 healthy).
@@ -12,6 +13,7 @@ set -u
 MANAGER=$1
 SETTLE=$2
 TAR_DEST=$3
+PID_DIR=${4:-state}
 APP=/root/stock-bot
 PY=/usr/bin/python3
 cd "$APP" || exit 3
@@ -24,8 +26,8 @@ log() { printf '[%s] %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*" >>"$LOG"; }
 
 pidfile_of() {
     case $1 in
-        uw-daemon) echo state/uw_flow_daemon.pid ;;
-        trading-bot) echo state/main.pid ;;
+        uw-daemon) echo "$PID_DIR/uw_flow_daemon.pid" ;;
+        trading-bot) echo "$PID_DIR/main.pid" ;;
     esac
 }
 

@@ -1,4 +1,5 @@
-"""The peers the benchmark times, one object each: Guardian, ansible-core, pyinfra, OpenSSH, the floor.
+"""The peers the benchmark times, one object each: Guardian (streamed and installed), ansible-core,
+pyinfra, OpenSSH, and two floors with no SSH: the peers' shell job and Guardian's own runner.
 
 Each peer does the same job on the same hosts (check, heal, settle, verify, bring the logs
 home) and answers three questions for the driver: how to run it for this size (``setup``), how
@@ -7,6 +8,7 @@ to run it (``run``, timed) and what came of it (``check``: hosts healed, logs co
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,11 +39,13 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What one run achieved: hosts healthy afterwards, hosts whose logs came home, and why not."""
+    """What one run achieved: hosts healthy afterwards, hosts whose logs came home, and why not;
+    for a peer started inside the hosts (no SSH), each host's job CPU from its own rusage."""
 
     healed: int
     collected: int
     note: str = ""
+    job_cpu: Mapping[str, float] | None = None
 
 
 class Peer(Protocol):
@@ -65,6 +69,14 @@ class Peer(Protocol):
         and what it left in ``work`` (``out/``, ``output.log``)."""
         ...
 
+    def before(self, env: Env, work: Path) -> None:
+        """Untimed work before the run (after the hosts are prepared): e.g. ``invoke deploy``."""
+        ...
+
+    def after(self, env: Env, work: Path) -> None:
+        """Untimed work after the run has been judged: e.g. undo the deploy."""
+        ...
+
 
 class CommandPeer:
     """A peer that is one command: timed as is, healed = hosts whose check passes afterwards."""
@@ -79,6 +91,12 @@ class CommandPeer:
 
     def run(self, invocation: Invocation, log: Path) -> Timing:
         return timed(invocation.argv, cwd=REPO, env=invocation.env, log=log)
+
+    def before(self, env: Env, work: Path) -> None:
+        pass
+
+    def after(self, env: Env, work: Path) -> None:
+        pass
 
     def check(self, env: Env, work: Path, codes: Mapping[str, int], exit_code: int) -> Verdict:
         healed = sum(c == 0 for c in codes.values())
@@ -100,6 +118,40 @@ class CommandPeer:
         return count
 
 
+def guardian_cli(env: Env, *command: str) -> list[str]:
+    """The argv of a Guardian fleet command on the size's hosts, as ``invoke COMMAND`` runs it."""
+    argv = [sys.executable, "-c", "from remediation.cli import main; main()", *command]
+    return [*argv, "--hosts", "lab", "--inventory", str(env.guardian_inventory), "--ssh-config", ""]
+
+
+def runners_in_report(run_dir: Path) -> dict[str, str]:
+    """Per host, how its runner got there according to ``report.json``: ``installed`` or
+    ``streamed``, from whichever field of the host's record says so (issue 18's ``runner:
+    installed|streamed``, ``runner_code`` in the work under way, any field saying so otherwise);
+    hosts whose record has no such field are left out."""
+    try:
+        hosts = json.loads((run_dir / "report.json").read_text())["hosts"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    found = {}
+    for record in hosts:
+        kinds = [record["runner_code"]] if record.get("runner_code") in ("installed", "streamed") else []
+        kinds += [v for k, v in record.items() if isinstance(v, str) and v in ("installed", "streamed")]
+        if kinds:
+            found[str(record.get("host"))] = kinds[0]
+    return found
+
+
+def runner_note(run_dir: Path | None, hosts: int) -> str:
+    """What the report says about the runners: ``runner: installed 40/40``, or that it has no
+    such field (then the runner was streamed: this build cannot run an installed one)."""
+    kinds = runners_in_report(run_dir) if run_dir else {}
+    if not kinds:
+        return "runner: streamed (report.json has no installed/streamed field)"
+    counts = {k: list(kinds.values()).count(k) for k in ("installed", "streamed") if k in kinds.values()}
+    return "runner: " + ", ".join(f"{k} {n}/{hosts}" for k, n in counts.items())
+
+
 class GuardianPeer(CommandPeer):
     """``guardian premarket``; ``guard=False`` makes the blast-radius guard a no-op
     (``--blast-radius 100``) to show what it costs."""
@@ -111,20 +163,54 @@ class GuardianPeer(CommandPeer):
         self.guard = guard
 
     def argv(self, env: Env, reports: Path) -> list[str]:
-        argv = [sys.executable, "-c", "from remediation.cli import main; main()", "premarket"]
-        argv += ["--hosts", "lab", "--inventory", str(env.guardian_inventory), "--settle", str(SETTLE)]
-        argv += ["--forks", str(len(env.endpoints)), "--ssh-config", "", "--reports", str(reports)]
+        argv = guardian_cli(env, "premarket")
+        argv += ["--settle", str(SETTLE), "--forks", str(len(env.endpoints)), "--reports", str(reports)]
         return argv if self.guard else [*argv, "--blast-radius", "100"]
 
     def setup(self, env: Env, work: Path, out: Path) -> Invocation:
         return Invocation(self.argv(env, out))
 
+    @staticmethod
+    def latest_run(out: Path) -> Path | None:
+        runs = sorted(p for p in out.iterdir() if not p.is_symlink() and (p / "report.json").is_file())
+        return runs[-1] if runs else None
+
     def collected(self, out: Path, names: Sequence[str]) -> int:
         """Hosts whose guardian.log came home in the latest run's report folder."""
-        runs = sorted(p for p in out.iterdir() if not p.is_symlink() and (p / "report.json").is_file())
-        if not runs:
-            return 0
-        return sum((runs[-1] / n / "guardian.log").is_file() for n in names)
+        latest = self.latest_run(out)
+        return 0 if latest is None else sum((latest / n / "guardian.log").is_file() for n in names)
+
+    def check(self, env: Env, work: Path, codes: Mapping[str, int], exit_code: int) -> Verdict:
+        verdict = super().check(env, work, codes, exit_code)
+        runner = runner_note(self.latest_run(work / "out"), len(env.names))
+        return Verdict(verdict.healed, verdict.collected, "; ".join(n for n in (verdict.note, runner) if n))
+
+
+class GuardianInstalledPeer(GuardianPeer):
+    """``invoke deploy`` on the size's hosts first (untimed), then ``guardian premarket``: with the
+    installed runner where its digest is the controller's (issue 18). The deploy is taken out
+    again after the run, so that the ``guardian`` row keeps streaming its runner. Whether the
+    runner really was the installed one is read from report.json (see :func:`runner_note`)."""
+
+    at_scale = False  # a deploy of every host per run: too slow for the big sizes' budget
+
+    def __init__(self) -> None:
+        super().__init__("guardian-installed")
+
+    def deploy(self, env: Env, work: Path, *extra: str) -> None:
+        log = work / f"deploy{'-remove' if extra else ''}.log"
+        argv = [*guardian_cli(env, "deploy"), "--reports", str(work / "deploy-reports"), *extra]
+        with open(log, "wb") as fh:
+            proc = subprocess.run(argv, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, check=False, timeout=600)
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-500:]
+            raise RuntimeError(f"deploy {' '.join(extra)} failed (exit {proc.returncode}): {tail}")
+
+    def before(self, env: Env, work: Path) -> None:
+        self.deploy(env, work)
+
+    def after(self, env: Env, work: Path) -> None:
+        self.deploy(env, work, "--remove")
 
 
 class GuardianDryRunPeer(GuardianPeer):
@@ -148,18 +234,38 @@ class GuardianDryRunPeer(GuardianPeer):
 
 
 class FloorPeer(CommandPeer):
-    """Guardian's on-host runner started inside every host at once, no SSH (``bench/floor.py``)."""
+    """A job started inside every host at once, no SSH (``bench/floor.py``): the peers' shell job
+    (``floor``: what the job itself costs) or Guardian's own runner (``guardian-floor``: what
+    Guardian's on-host program costs). Each host's job CPU comes from its rusage."""
 
-    name = "floor"
     uses_ssh = False
     at_scale = True
 
+    def __init__(self, name: str = "floor", job: str = "shell") -> None:
+        self.name = name
+        self.job = job
+        self.at_scale = job == "shell"  # 100+ Python runners at once only measure the machine
+
     def setup(self, env: Env, work: Path, out: Path) -> Invocation:
-        argv = [sys.executable, str(BENCH / "floor.py"), "--lab", str(env.lab.workdir), "--inventory"]
-        return Invocation([*argv, str(env.guardian_inventory), "--settle", str(SETTLE), "--out", str(out)])
+        argv = [sys.executable, str(BENCH / "floor.py"), "--lab", str(env.lab.workdir), "--job", self.job]
+        argv += ["--inventory", str(env.guardian_inventory), "--settle", str(SETTLE), "--pid-dir", env.pid_dir]
+        return Invocation([*argv, "--out", str(out)])
+
+    def check(self, env: Env, work: Path, codes: Mapping[str, int], exit_code: int) -> Verdict:
+        verdict = super().check(env, work, codes, exit_code)
+        job_cpu: dict[str, float] = {}
+        for line in (work / "output.log").read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    job_cpu = {str(k): float(v) for k, v in json.loads(line).get("cpu", {}).items()}
+                except (ValueError, AttributeError):
+                    pass
+        return Verdict(verdict.healed, verdict.collected, verdict.note, job_cpu)
 
     def collected(self, out: Path, names: Sequence[str]) -> int:
-        return len(names)  # the runner sends the files on its stdout; not stored
+        if self.job == "guardian":
+            return len(names)  # the runner sends the files on its stdout; not stored
+        return super().collected(out, names)
 
 
 class OpenSSHPeer(CommandPeer):
@@ -171,7 +277,7 @@ class OpenSSHPeer(CommandPeer):
         hosts_file = work / "hosts.txt"
         hosts_file.write_text("".join(f"{t.name} {t.address} {t.port} {t.manager}\n" for t in env.endpoints))
         argv = ["bash", str(BENCH / "ssh_fanout.sh"), str(hosts_file), str(env.lab.key_path), str(env.known_hosts)]
-        return Invocation([*argv, str(out), f"{SETTLE:g}"])
+        return Invocation([*argv, str(out), f"{SETTLE:g}", env.pid_dir])
 
 
 def peer_env() -> dict[str, str]:
@@ -197,7 +303,7 @@ class AnsiblePeer(CommandPeer):
             + "".join(
                 f"{t.name} ansible_host={t.address} ansible_port={t.port} manager={t.manager}\n" for t in env.endpoints
             )
-            + f"[lab:vars]\nsettle={SETTLE:g}\nout_dir={out}\n"
+            + f"[lab:vars]\nsettle={SETTLE:g}\nout_dir={out}\npid_dir={env.pid_dir}\n"
         )
         self.control = control = Path(tempfile.mkdtemp(prefix="gb-acp-"))
         cfg = work / "ansible.cfg"
@@ -245,10 +351,12 @@ class AnsiblePeer(CommandPeer):
 
 
 class PyinfraPeer(CommandPeer):
-    """A pyinfra deploy (``bench/pyinfra_deploy.py``), one parallel worker per host."""
+    """A pyinfra deploy (``bench/pyinfra_deploy.py``), one parallel worker per host; at the big
+    sizes too, as the controller-CPU and memory yardstick."""
 
     name = "pyinfra"
     needs_venv = True
+    at_scale = True
 
     def setup(self, env: Env, work: Path, out: Path) -> Invocation:
         inv = work / "inventory.py"
@@ -266,6 +374,7 @@ class PyinfraPeer(CommandPeer):
                     "manager": t.manager,
                     "settle": SETTLE,
                     "out_dir": str(out),
+                    "pid_dir": env.pid_dir,
                 },
             )
             for t in env.endpoints
@@ -276,7 +385,18 @@ class PyinfraPeer(CommandPeer):
 
 
 #: The peers ``--peers`` can name, in the order the help lists them.
-PEERS: dict[str, Peer] = {p.name: p for p in (GuardianPeer(), AnsiblePeer(), PyinfraPeer(), OpenSSHPeer(), FloorPeer())}
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        GuardianPeer(),
+        GuardianInstalledPeer(),
+        AnsiblePeer(),
+        PyinfraPeer(),
+        OpenSSHPeer(),
+        FloorPeer(),
+        FloorPeer("guardian-floor", "guardian"),
+    )
+}
 #: Guardian's extra runs at 40 hosts: --dry-run, and the blast-radius guard turned off.
 GUARDIAN_DRY_RUN: Peer = GuardianDryRunPeer()
 GUARDIAN_NO_GUARD: Peer = GuardianPeer("guardian-noguard", guard=False)

@@ -1,7 +1,7 @@
 """Guardian's per-host premarket job as a pyinfra deploy (bench peer).
 
 Uploads and runs ``peer_job.sh`` (check, heal, settle, verify, pack logs), then downloads the
-packed logs. Host data from the generated inventory: manager, settle, out_dir.
+packed logs. Host data from the generated inventory: manager, settle, out_dir, pid_dir.
 """
 
 from pathlib import Path
@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 server.script(
     name="Premarket job",
     src=str(HERE / "peer_job.sh"),
-    args=(host.data.manager, str(host.data.settle), "/tmp/gb-bench-logs.tar"),
+    args=(host.data.manager, str(host.data.settle), "/tmp/gb-bench-logs.tar", host.data.pid_dir),
 )
 files.get(
     name="Fetch the logs",

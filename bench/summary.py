@@ -35,6 +35,9 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
                 "rss1": max(r.rss_single_mb for r in rs),
                 "rss_tree": max(r.rss_tree_mb for r in rs),
                 "cpu": statistics.median(r.cpu_s for r in rs),
+                "cpu_per_host_ms": statistics.median(r.cpu_s for r in rs) / rs[0].hosts * 1000,
+                "host_cpu_healthy": _median([r.host_cpu_healthy for r in rs]),
+                "host_cpu_faulted": _median([r.host_cpu_faulted for r in rs]),
                 "notes": sorted({r.note for r in rs if r.note}),
             }
         )
@@ -44,33 +47,49 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of the summary rows."""
     head = (
         "| size | peer | ok/runs | median s | min s | max s | x guardian | healed | ssh conns/host "
-        "| controller CPU s | peak RSS MB (largest proc) | peak RSS MB (process tree) |"
+        "| controller CPU s | controller CPU ms/host | on-host CPU-s/host healthy | on-host CPU-s/host faulted "
+        "| peak RSS MB (largest proc) | peak RSS MB (process tree) |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
-        xg = f"{r['x_guardian']:.2f}" if r["x_guardian"] is not None else "-"
-        conns = f"{r['conns']:.1f}" if r["conns"] is not None else "-"
         lines.append(
             f"| {r['size']} | {r['peer']} | {r['ok']}/{r['runs']} | {r['median']:.2f} | {r['min']:.2f} "
-            f"| {r['max']:.2f} | {xg} | {r['healed']} | {conns} | {r['cpu']:.1f} "
-            f"| {r['rss1']:.0f} | {r['rss_tree']:.0f} |"
+            f"| {r['max']:.2f} | {_cell(r['x_guardian'], '.2f')} | {r['healed']} | {_cell(r['conns'], '.1f')} "
+            f"| {r['cpu']:.1f} | {r['cpu_per_host_ms']:.0f} | {_cell(r['host_cpu_healthy'], '.3f')} "
+            f"| {_cell(r['host_cpu_faulted'], '.3f')} | {r['rss1']:.0f} | {r['rss_tree']:.0f} |"
         )
     return "\n".join(lines)
 
 
 def growth(rows: list[dict[str, Any]]) -> str:
-    """Guardian's and the floor's time per host across direct sizes (linear growth check)."""
+    """Time per host across the direct sizes (linear growth check) of Guardian, pyinfra and the
+    floor, in each pid-file mode that has at least two sizes."""
     parts = []
-    for peer in ("guardian", "floor"):
-        pts = sorted((int(r["size"]), r["median"]) for r in rows if r["peer"] == peer and r["size"].isdigit())
-        if len(pts) >= 2:
-            (n0, t0), (n1, t1) = pts[0], pts[-1]
-            slope = (t1 - t0) / (n1 - n0) * 1000
-            parts.append(f"{peer}: " + ", ".join(f"{n} hosts {t:.2f}s" for n, t in pts) + f" ({slope:.0f} ms/host)")
+    for suffix in ("-nopid", ""):
+        for peer in ("guardian", "pyinfra", "floor"):
+            pts = sorted(
+                (int(r["size"].removesuffix(suffix)), r["median"])
+                for r in rows
+                if r["peer"] == peer and r["size"].endswith(suffix) and r["size"].removesuffix(suffix).isdigit()
+            )
+            if len(pts) >= 2:
+                (n0, t0), (n1, t1) = pts[0], pts[-1]
+                slope = (t1 - t0) / (n1 - n0) * 1000
+                per_host = ", ".join(f"{n}{suffix} {t:.2f}s ({t / n * 1000:.0f} ms/host)" for n, t in pts)
+                parts.append(f"{peer}: {per_host}; slope {slope:.0f} ms/host")
     return "; ".join(parts)
 
 

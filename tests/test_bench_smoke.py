@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.lab
 @pytest.mark.timeout(300)
 def test_fanout_smoke() -> None:
-    """--smoke exits 0, prints a table with guardian and floor rows, and every host healed."""
+    """--smoke exits 0, prints a table with every smoke peer's row, and every host healed."""
     if os.geteuid() != 0:
         pytest.skip("the lab fleet needs root")
     for tool in ("ip", "unshare", "nsenter", "/usr/sbin/sshd", "ssh", "ssh-keygen", "supervisord", "tar"):
@@ -36,10 +36,12 @@ def test_fanout_smoke() -> None:
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 8 and cells[0] == "4":
+        if len(cells) >= 8 and cells[0] == "4-nopid":
             rows[cells[1]] = cells
-    assert {"guardian", "floor", "openssh"} <= set(rows), out
+    assert {"guardian", "guardian-installed", "floor", "guardian-floor", "openssh"} <= set(rows), out
     for peer, cells in rows.items():
         assert cells[2] == "1/1", f"{peer}: {cells}"  # ok/runs
         assert cells[7] == "4/4", f"{peer}: {cells}"  # every host healed
-    assert re.search(r"^\s+4 guardian\s+run 1: .* healed 4/4", out, re.M), out
+    assert re.search(r"^\s+4-nopid guardian\s+run 1: .* healed 4/4", out, re.M), out
+    for peer, cells in rows.items():  # the on-host CPU of a healthy host, measured for every peer
+        assert float(cells[11]) > 0, f"{peer}: {cells}"

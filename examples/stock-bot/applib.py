@@ -23,6 +23,21 @@ def app_paths(app_dir=None):
     return root, state, logs
 
 
+#: A file in state/ naming a directory (relative to the app dir) where the daemons write their pid
+#: files instead of state/: the benchmark's app with its pid files where Guardian does not look.
+PID_DIR_FILE = ".pid_dir"
+
+
+def daemon_pid_path(state, pid_file):
+    """Where a daemon's pid file is: state/<pid_file>, or in the directory state/.pid_dir names."""
+    try:
+        with open(os.path.join(state, PID_DIR_FILE)) as fh:
+            rel = fh.read().strip()
+    except OSError:
+        rel = ""
+    return os.path.join(os.path.dirname(state), rel, pid_file) if rel else os.path.join(state, pid_file)
+
+
 def write_atomic(path, text):
     """Write text to path via a temporary file and os.replace."""
     tmp = f"{path}.tmp.{os.getpid()}"
@@ -131,7 +146,8 @@ def run_daemon(name, pid_file, status_file, log_file, healthy, faulty, heartbeat
     if os.path.exists(os.path.join(state, ".fault_crash_after_" + name)):
         crash_at = time.time() + 3.0
     hung = os.path.exists(os.path.join(state, ".fault_hung_" + name))
-    pid_path = os.path.join(state, pid_file)
+    pid_path = daemon_pid_path(state, pid_file)
+    os.makedirs(os.path.dirname(pid_path), exist_ok=True)
     status_path = os.path.join(state, status_file)
     beat_path = os.path.join(state, heartbeat) if heartbeat else None
     pid = os.getpid()

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from applib import APP_DIR, pid_alive, read_json, read_pid
+from applib import APP_DIR, daemon_pid_path, pid_alive, read_json, read_pid
 
 FLOOD_BYTES = 30 * 1024 * 1024
 
@@ -27,7 +27,7 @@ FLOOD_BYTES = 30 * 1024 * 1024
 def daemon_pid(state, pid_file, status_file, script):
     """Return (pid, status) of a running daemon, or (None, None)."""
     status = read_json(os.path.join(state, status_file))
-    pid_from_file = read_pid(os.path.join(state, pid_file))
+    pid_from_file = read_pid(daemon_pid_path(state, pid_file))
     if status is None or pid_from_file is None:
         return None, None
     pid = status.get("pid")

@@ -1,7 +1,9 @@
 """Fan a job out over many hosts: a bounded pool, a deadline per host, no barrier across hosts.
 
 Every selected host ends with an outcome in the RunReport, whatever happens to the others; the
-report is saved after each host finishes and once more at the end, also on Ctrl-C.
+report is saved when the run starts, each host's record is appended to the run's journal as it
+finishes (nothing finished is lost if the controller dies), and the whole report is saved once
+more at the end, also on Ctrl-C.
 
 With the blast-radius guard on, each host is first surveyed and acted on as soon as its
 signatures are decided: a signature on more than K% of the hosts is a common-cause incident,
@@ -132,7 +134,8 @@ class FleetRun:
     def finish_host(self, host_report: HostReport) -> None:
         self.final.add(host_report.host)
         self.place(host_report)
-        self.save()
+        with self.save_lock:
+            self.store.record_host(self.report, host_report)  # one line, not the whole report again
 
     def submit(self, name: str, phase: str, job: JobOptions) -> None:
         run = self.host_run(

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model import APP_DIR, DAEMON_PIDFILES, DAEMONS, HOST_PYTHON, LabError
@@ -151,7 +152,7 @@ def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
         alive = isinstance(pid, int) and pid in procs and any(script in a for a in procs[pid][1])
         # A daemon publishes its status just before its pid file: healthy only once both say so,
         # as the app's health check requires (else a reset can return inside that window).
-        if alive and read_pid(lab.path(host, f"{APP_DIR}/{DAEMON_PIDFILES[program]}")) != pid:
+        if alive and read_pid(_pidfile(lab, host, program)) != pid:
             alive = False
         beat = state.get("heartbeat")
         if not alive:
@@ -159,6 +160,17 @@ def _unhealthy_daemons(lab: Lab, host: str) -> dict[str, int | None]:
         elif state.get("status") != healthy or (isinstance(beat, (int, float)) and time.time() - beat > HUNG_AFTER):
             bad[program] = pid  # faulty, or alive but silent (hung-daemon)
     return bad
+
+
+def _pidfile(lab: Lab, host: str, program: str) -> Path:
+    """Where ``program``'s pid file is on ``host``: state/, or the directory the app's
+    ``state/.pid_dir`` names (applib.daemon_pid_path: the benchmark's pid files elsewhere)."""
+    rel = DAEMON_PIDFILES[program]
+    try:
+        moved = lab.path(host, f"{APP_DIR}/state/.pid_dir").read_text().strip()
+    except OSError:
+        moved = ""
+    return lab.path(host, f"{APP_DIR}/{moved}/{os.path.basename(rel)}" if moved else f"{APP_DIR}/{rel}")
 
 
 def _heal_daemons(lab: Lab, host: str, timeout: float = 20) -> str:

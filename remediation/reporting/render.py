@@ -337,7 +337,11 @@ def to_text(renderable: RenderableType, width: int = 120) -> str:
 
 
 class ProgressView:
-    """Each host's current phase, live on a terminal; one line per finished host otherwise."""
+    """Each host's current phase, live on a terminal; one line per finished host otherwise.
+
+    An event only records the host's phase; the table is built when the live display refreshes
+    (4 times a second), not once per event: with many hosts, rebuilding it on every event was
+    controller CPU that grew with hosts x events."""
 
     def __init__(self, console: Console, hosts: list[str]) -> None:
         self.console = console
@@ -349,9 +353,7 @@ class ProgressView:
     def update(self, host: str, phase: str) -> None:
         with self.lock:
             self.phases[host] = phase
-            if self.live is not None:
-                self.live.update(self._table())
-            elif phase.startswith("done"):
+            if self.live is None and phase.startswith("done"):
                 self.console.print(f"{host}: {phase}", highlight=False)
 
     def notice(self, message: str) -> None:
@@ -359,11 +361,17 @@ class ProgressView:
         with self.lock:
             self.console.print(Text(message, style="bold yellow"), highlight=False)
 
+    def _snapshot(self) -> Table:
+        """The table as of now. The live display calls it from its refresh thread, and from
+        ``notice``'s print while that holds ``self.lock``: so it takes no lock (the hosts are
+        fixed, only their phases change, and a list of the items is taken at once)."""
+        return self._table()
+
     def _table(self) -> Table:
         table = Table(show_header=True, expand=False, title=f"{time.monotonic() - self.started:.1f}s")
         table.add_column("host")
         table.add_column("phase")
-        for host, phase in self.phases.items():
+        for host, phase in list(self.phases.items()):
             style = OUTCOME_STYLE.get(phase.removeprefix("done: "), "") if phase.startswith("done") else ""
             table.add_row(host, Text(phase, style=style))
         return table
@@ -371,7 +379,9 @@ class ProgressView:
     @contextmanager
     def running(self) -> Iterator[ProgressView]:
         if self.console.is_terminal and len(self.phases) <= 60:
-            with Live(self._table(), console=self.console, refresh_per_second=4, transient=True) as live:
+            with Live(
+                console=self.console, refresh_per_second=4, transient=True, get_renderable=self._snapshot
+            ) as live:
                 self.live = live
                 try:
                     yield self

@@ -2,8 +2,13 @@
 
 A run's folder is ``reports/<run-id>/``: ``report.json`` (machine-readable), ``summary.txt``
 (for people) and one folder per host with the files collected from it. ``report.json`` is
-written atomically (temp file, fsync, rename), after every host finishes and at the end, so an
-interrupted run still leaves a complete, truthful report and never a half-written one.
+written atomically (temp file, fsync, rename) when the run starts (every host pending) and at the
+end; in between, each host's record is appended to ``report.journal.jsonl`` beside it as the host
+finishes (one line, fsynced), so that a run is not rewritten whole after every host (quadratic
+in hosts) and yet nothing finished is lost if the controller dies: :meth:`ReportStore.load`
+rebuilds such a run's report from its report.json and its journal. The final write removes the
+journal. Readers therefore never see a half-written report, and an interrupted run still leaves
+a truthful one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +30,8 @@ from ..errors import ReportError
 from .records import SCHEMA_VERSION, HostRecord, IncidentRecord, RunRecord
 
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: Beside report.json while a run goes: one JSON line per finished host (see the module's doc).
+JOURNAL = "report.journal.jsonl"
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -91,9 +98,16 @@ class HostReport:
         return names
 
     def to_dict(self) -> HostRecord:
-        data = asdict(self)
+        """The host's record. Not a deep copy (``dataclasses.asdict`` was most of the
+        controller's CPU per host: every report write and view copied every check output): the
+        record shares the runner's records with this HostReport, so read it, never change it."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _HOST_FIELDS}
+        data["files"] = [asdict(f) for f in self.files]
         data["matched_signatures"] = self.matched_signatures
         return cast(HostRecord, data)
+
+
+_HOST_FIELDS = tuple(f.name for f in fields(HostReport) if f.name != "files")
 
 
 @dataclass
@@ -187,11 +201,44 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _run_fields(report: RunReport) -> dict[str, Any]:
+    """The run-wide fields that change while hosts finish, carried on every journal line."""
+    return {
+        "incidents": report.incidents,
+        "stopped_reason": report.stopped_reason,
+        "interrupted": report.interrupted,
+    }
+
+
+def apply_journal(data: dict[str, Any], lines: list[bytes]) -> dict[str, Any]:
+    """``data`` (a report.json) with the host records and run fields of a journal applied, in
+    order; a line cut short by a crash (the last one) is ignored."""
+    hosts = list(data.get("hosts", []))
+    index = {h.get("host"): i for i, h in enumerate(hosts)}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            record, run = entry["host"], entry.get("run", {})
+            name = record["host"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if name in index:
+            hosts[index[name]] = record
+        else:
+            index[name] = len(hosts)
+            hosts.append(record)
+        data.update({k: v for k, v in run.items() if k in ("incidents", "stopped_reason", "interrupted")})
+    data["hosts"] = hosts
+    data["outcomes"] = {h.get("host"): h.get("outcome") for h in hosts}
+    return data
+
+
 class ReportStore:
     """The controller's report folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._journals: dict[str, Any] = {}  # run id -> the open journal (binary, append)
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / run_id
@@ -202,6 +249,8 @@ class ReportStore:
         return self.run_dir(run_id) / host
 
     def save(self, report: RunReport, *, summary: str | None = None) -> Path:
+        """Write the whole report.json (at a run's start and end, or for a one-off change); the
+        final one (``report.complete``) also retires the run's journal, which it supersedes."""
         run_dir = self.run_dir(report.run_id)
         path = run_dir / "report.json"
         payload = json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str).encode()
@@ -209,8 +258,38 @@ class ReportStore:
         if summary is not None:
             atomic_write(run_dir / "summary.txt", summary.encode("utf-8"))
         if report.complete:
+            self._close_journal(report.run_id, remove=True)
             atomic_write(self.root / "latest", (report.run_id + "\n").encode())
         return path
+
+    def record_host(self, report: RunReport, host: HostReport) -> None:
+        """Append ``host``'s finished record (and the run's changing fields) to the run's journal
+        and fsync it: what a crash of the controller can no longer take away."""
+        line = json.dumps({"host": host.to_dict(), "run": _run_fields(report)}, default=str).encode() + b"\n"
+        try:
+            journal = self._journals.get(report.run_id)
+            if journal is None:
+                path = self.run_dir(report.run_id) / JOURNAL
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+                journal = self._journals[report.run_id] = os.fdopen(fd, "ab")
+            journal.write(line)
+            journal.flush()
+            os.fsync(journal.fileno())
+        except OSError as exc:
+            raise ReportError(f"cannot write {self.run_dir(report.run_id) / JOURNAL}: {exc.strerror or exc}") from None
+
+    def _close_journal(self, run_id: str, *, remove: bool) -> None:
+        journal = self._journals.pop(run_id, None)
+        if journal is not None:
+            journal.close()
+        if remove:
+            try:
+                (self.run_dir(run_id) / JOURNAL).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ReportError(f"cannot remove {self.run_dir(run_id) / JOURNAL}: {exc.strerror or exc}") from None
 
     def save_file(self, run_id: str, host: str, name: str, data: bytes) -> str:
         """Store a collected file under the host's folder; returns its run-relative path.
@@ -289,7 +368,12 @@ class ReportStore:
         run_id = run_id or self.latest_run_id()
         path = self.run_dir(run_id) / "report.json"
         try:
-            return run_report_from_dict(json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            try:  # a run still going, or one whose controller died: its finished hosts are here
+                data = apply_journal(data, (self.run_dir(run_id) / JOURNAL).read_bytes().splitlines())
+            except FileNotFoundError:
+                pass
+            return run_report_from_dict(data)
         except FileNotFoundError:
             known = ", ".join(self.run_ids()[-5:]) or "none"
             raise ReportError(f"no report for run {run_id!r} in {self.root} (latest: {known})") from None
