@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .guards import BreakerState
 from .locks import LockVerdict
+from .safety import answer_text
 from .signatures import Signature, SignatureMatch
 
 HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED = "healthy", "degraded", "unhealthy", "unexpected"
@@ -79,7 +80,7 @@ def restart_gate(
                 reasons.append(("quiet-window", f"{shown} (a restart now needs --force)"))
     if precondition is not None:
         detail["safe_to_restart"] = dict(precondition)
-        said = _hook_text(precondition)
+        said = answer_text(precondition)
         if precondition.get("ok"):
             notes.append(f"{service}: safe_to_restart says go ({said})")
         elif override_unsafe:
@@ -108,19 +109,6 @@ def _window_text(window: Mapping[str, Any]) -> str:
         return f"quiet window {where} cannot be judged on this host ({window['problem']})"
     until = f" until {window['until']}" if window.get("until") else ""
     return f"in quiet window {where}{until}"
-
-
-def _hook_text(run: Mapping[str, Any]) -> str:
-    """A hook's answer in a line: its last output lines, else how it ended."""
-    output = str(run.get("output") or "").strip().splitlines()
-    said = " / ".join(line.strip() for line in output[-3:] if line.strip())[:300]
-    if run.get("error"):
-        ended = str(run["error"])
-    elif run.get("timed_out"):
-        ended = "no answer within its timeout"
-    else:
-        ended = f"exit {run.get('exit_code')}"
-    return f"{ended}: {said}" if said else ended
 
 
 @dataclass

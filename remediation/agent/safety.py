@@ -124,14 +124,7 @@ class HookRun:
 
     def why(self) -> str:
         """The hook's own words (its last output lines), else how it ended."""
-        said = " / ".join(line.strip() for line in self.output.strip().splitlines()[-3:] if line.strip())
-        if self.error:
-            ended = self.error
-        elif self.timed_out:
-            ended = "no answer within its timeout"
-        else:
-            ended = f"exit {self.exit_code}"
-        return f"{ended}: {said[:300]}" if said else ended
+        return answer_text(self.to_dict())
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -144,6 +137,19 @@ class HookRun:
             "duration": round(self.duration, 3),
             "ok": self.ok,
         }
+
+
+def answer_text(run: Mapping[str, Any]) -> str:
+    """A hook's answer (``HookRun.to_dict``) in a line: its last output lines, else how it ended."""
+    output = str(run.get("output") or "").strip().splitlines()
+    said = " / ".join(line.strip() for line in output[-3:] if line.strip())[:300]
+    if run.get("error"):
+        ended = str(run["error"])
+    elif run.get("timed_out"):
+        ended = "no answer within its timeout"
+    else:
+        ended = f"exit {run.get('exit_code')}"
+    return f"{ended}: {said}" if said else ended
 
 
 def run_hook(
