@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from remediation.agent import records
 from remediation.agent.config import (
     DEFAULT_SCHEDULES,
     DEFAULT_SERVICES,
@@ -29,7 +30,7 @@ from remediation.execution.hostrun import JobOptions, runner_config
 from remediation.inventory import load_inventory
 from remediation.inventory.settings import DEFAULTS, VALIDATORS
 
-JOB_ONLY = {f.name for f in dataclasses.fields(JobFields)} | {f.name for f in dataclasses.fields(DeployFields)}
+JOB_ONLY = {f.name for f in records.fields(JobFields)} | {f.name for f in records.fields(DeployFields)}
 
 
 def local_host(tmp_path: Path, **settings: Any) -> Any:
@@ -73,7 +74,7 @@ def test_defaults_are_fresh_copies() -> None:
 
 
 def test_the_parts_never_share_a_key() -> None:
-    names = [f.name for part in (HostSettings, JobFields, DeployFields) for f in dataclasses.fields(part)]
+    names = [f.name for part in (HostSettings, JobFields, DeployFields) for f in records.fields(part)]
     assert len(names) == len(set(names))
 
 
@@ -127,10 +128,10 @@ def test_cron_config_json_holds_the_hosts_settings_and_no_job_key(tmp_path: Path
     config = runner_config(host, job)
     assert config.deploy is not None
     cron = config.deploy.cron_config.to_dict()
-    assert set(cron) == {f.name for f in dataclasses.fields(HostSettings)}
+    assert set(cron) == {f.name for f in records.fields(HostSettings)}
     assert not set(cron) & JOB_ONLY
     assert cron["runner"] == "cron" and cron["host"] == "local"
-    assert HostSettings.from_dict(cron) == dataclasses.replace(config.settings, runner="cron")
+    assert HostSettings.from_dict(cron) == records.replace(config.settings, runner="cron")
     # What deploy writes to the host is exactly that.
     from remediation.agent.deploy import CONFIG_NAME, Installer
 

@@ -12,17 +12,17 @@ import select
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .identity import Identity, clean_environment
+from .records import record
 from .signatures import MAX_LINE_CHARS, Signature, SignatureMatch, SignatureScanner
 from .watch import ControllerWatch
 
 TAIL_BYTES = 64 * 1024
 
 
-@dataclass
+@record
 class CheckRun:
     """One run of the health check."""
 

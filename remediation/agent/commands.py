@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
+
+from .records import field, record
 
 COMMAND_TIMEOUT = 30.0
 OUTPUT_LIMIT = 65536  # bytes of a command's output kept (its end)
@@ -29,7 +30,7 @@ class NotDelivered(ManagerError):
     done, so the manager may try another way (supervisorctl instead of its socket)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RpcCall:
     """One XML-RPC call: ``method(*args)``. A fault named in ``tolerate`` means "already so"
     (``NOT_RUNNING`` for a stop before a start) and does not end the command."""
@@ -45,7 +46,7 @@ class RpcCall:
         return data
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Command:
     """One step on the host: run ``argv`` (no shell), send the signal ``signal`` to ``pid``, or
     make the XML-RPC ``calls`` on the unix socket ``socket``."""
@@ -84,7 +85,7 @@ class Command:
         return {"argv": list(self.argv)}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommandResult:
     """What a command answered: its exit code and its (combined, bounded) output; for RPC calls,
     the last call's return value (``value``) or the fault that ended them (exit code: its code)."""

@@ -16,9 +16,10 @@ are taken from here (:func:`runner_defaults`), so the two sides cannot drift apa
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union, get_type_hints
+
+from . import records
+from .records import field
 
 #: Logical services the seed knows, and how each manager finds them by default.
 DEFAULT_SERVICES: Dict[str, Dict[str, Any]] = {
@@ -76,7 +77,7 @@ class RunnerConfigError(ValueError):
     """The runner's config has a key the runner does not know, or a value of the wrong type."""
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class HostSettings:
     """What every run on a host needs, whoever starts it: exactly what cron's config.json holds."""
 
@@ -148,7 +149,7 @@ class HostSettings:
         return _fields(self)
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class JobFields:
     """What one run is asked to do. Never written to the host: cron's runs take the defaults."""
 
@@ -181,7 +182,7 @@ class JobFields:
         return _fields(self)
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class DeployFields:
     """What ``invoke deploy`` installs on the host."""
 
@@ -208,7 +209,7 @@ class DeployFields:
 _PARTS: Tuple[Tuple[str, Type[Any]], ...] = (("settings", HostSettings), ("job", JobFields), ("deploy", DeployFields))
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class RunnerConfig:
     """Everything the on-host runner is started with. On the wire it is one flat JSON object."""
 
@@ -222,7 +223,7 @@ class RunnerConfig:
         if not isinstance(data, Mapping):
             raise RunnerConfigError(f"the runner config must be a JSON object, got {type(data).__name__}")
         parts: Dict[str, Dict[str, Any]] = {name: {} for name, _ in _PARTS}
-        owner = {f.name: name for name, part in _PARTS for f in dataclasses.fields(part)}
+        owner = {f.name: name for name, part in _PARTS for f in records.fields(part)}
         for key, value in data.items():
             if key not in owner:
                 raise RunnerConfigError(f"unknown runner config key {key!r}; known keys: {', '.join(sorted(owner))}")
@@ -238,17 +239,17 @@ class RunnerConfig:
         return flat
 
     def with_settings(self, **changes: Any) -> RunnerConfig:
-        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, **changes))
+        return records.replace(self, settings=records.replace(self.settings, **changes))
 
     def with_job(self, **changes: Any) -> RunnerConfig:
-        return dataclasses.replace(self, job=dataclasses.replace(self.job, **changes))
+        return records.replace(self, job=records.replace(self.job, **changes))
 
     def split_secrets(self) -> Tuple[RunnerConfig, Dict[str, str]]:
         """This config without its secrets (safe for a command line), and the secrets, which the
         controller sends as the first control line; the runner puts them back (:meth:`with_secrets`)."""
         if self.deploy is None or not self.deploy.secrets:
             return self, {}
-        public = dataclasses.replace(self, deploy=dataclasses.replace(self.deploy, secrets={}))
+        public = records.replace(self, deploy=records.replace(self.deploy, secrets={}))
         return public.with_job(secrets_on_stdin=True), dict(self.deploy.secrets)
 
     def with_secrets(self, secrets: Mapping[str, Any]) -> RunnerConfig:
@@ -259,12 +260,12 @@ class RunnerConfig:
         unknown = sorted(set(values) - set(SECRET_KEYS))
         if unknown:
             raise RunnerConfigError(f"unknown secret {unknown[0]!r}; known secrets: {', '.join(SECRET_KEYS)}")
-        return dataclasses.replace(self, deploy=dataclasses.replace(self.deploy, secrets=values))
+        return records.replace(self, deploy=records.replace(self.deploy, secrets=values))
 
 
 def inventory_settings() -> Tuple[str, ...]:
     """The names of the HostSettings that come from a host's inventory settings."""
-    return tuple(f.name for f in dataclasses.fields(HostSettings) if f.metadata.get(_INVENTORY))
+    return tuple(f.name for f in records.fields(HostSettings) if f.metadata.get(_INVENTORY))
 
 
 def runner_defaults() -> Dict[str, Any]:
@@ -288,7 +289,7 @@ def _build(cls: Type[T], data: Mapping[str, Any], prefix: str) -> T:
     if not isinstance(data, Mapping):
         raise RunnerConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in records.fields(cls)]
     values = {}
     for key, value in data.items():
         if key not in hints:
@@ -309,8 +310,8 @@ def _convert(key: str, value: Any, hint: Any) -> Any:
         if value is None:
             return None
         return _convert(key, value, next(a for a in args if a is not type(None)))
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.")  # type: ignore[arg-type]
+    if records.is_record(hint):
+        return _build(hint, value, f"{key}.")
     if origin is list:
         if not isinstance(value, list):
             raise RunnerConfigError(f"runner config {key}: expected a list, got {value!r}")
@@ -333,11 +334,11 @@ def _convert(key: str, value: Any, hint: Any) -> Any:
 
 
 def _fields(obj: Any) -> Dict[str, Any]:
-    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {f.name: _plain(getattr(obj, f.name)) for f in records.fields(obj)}
 
 
 def _plain(obj: Any) -> Any:
-    """A dataclass as plain JSON data (nested dataclasses too), sharing nothing with ``obj``."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """A record as plain JSON data (nested records too), sharing nothing with ``obj``."""
+    if records.is_record(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in records.fields(obj)}
     return copy.deepcopy(obj)

@@ -18,11 +18,11 @@ Pure functions; standard library only (Python 3.9's ``zoneinfo``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import FrozenSet, Iterator, List, Optional, Set, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # Python 3.9+
 
 from .cronblock import ScheduleError, validate_schedule
+from .records import record
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -72,7 +72,7 @@ def zone(name: str) -> dt.tzinfo:
         raise ScheduleError(f"unknown time zone {name!r}: {exc}") from None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CronSchedule:
     """A parsed schedule: the allowed values of each field."""
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
 from .atomic import write_atomic
+from .records import record
 
 BREAKER_FILE = "guardian-breaker.json"
 HOLD_FILE = "guardian-hold.json"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BreakerState:
     """One service's recent restarts and whether its budget is spent."""
 
@@ -106,7 +106,7 @@ def reset_breakers(state_dir: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hold:
     """A maintenance hold: every runner skips the host until ``until``."""
 

@@ -11,15 +11,16 @@ Standard library only; resolving is read-only.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Dict, Optional
+
+from .records import record
 
 
 class IdentityError(ValueError):
     """``run_as`` names no user this host knows."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     """A user to run code as."""
 

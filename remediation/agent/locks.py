@@ -11,14 +11,15 @@ import contextlib
 import errno
 import os
 import stat
-from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
+
+from .records import asdict, record
 
 LOCK_SUFFIX = ".lock"
 MAX_LOCK_BYTES = 4096
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockInfo:
     """What a lock file looks like right now (gathered without changing anything)."""
 
@@ -39,7 +40,7 @@ class LockInfo:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LockVerdict:
     """Whether a lock is stale, with the reason written for an operator."""
 

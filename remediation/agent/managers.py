@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import json
 import signal
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import systemd
 from .commands import Command, CommandResult, NotDelivered, RpcCall, execute
 from .commands import ManagerError as ManagerError  # raised by parsers and managers alike
 from .locks import pid_alive
+from .records import asdict, field, record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .supervisor_rpc import Endpoint
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceSpec:
     """A logical service (``uw-daemon``) and how the host's manager knows it."""
 
@@ -35,7 +35,7 @@ class ServiceSpec:
     pidfile: str  # absolute path of the daemon's pid file (signal manager)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceState:
     """A service's state as its manager reports it."""
 

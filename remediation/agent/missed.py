@@ -10,10 +10,10 @@ Pure functions of plain data.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from .cronexpr import CronSchedule, zone
+from .records import record
 
 #: A run that starts this long before its fire time still counts (clocks are not exact).
 EARLY_SLACK = 60.0
@@ -33,7 +33,7 @@ def parse_iso(text: str) -> Optional[dt.datetime]:
         return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Silence:
     """One schedule's missed fire times on one host."""
 

@@ -6,18 +6,18 @@ prints it, and reports explain each action with the plan's reasons, so the three
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .guards import BreakerState
 from .locks import LockVerdict
+from .records import asdict, field, record
 from .safety import answer_text
 from .signatures import Signature, SignatureMatch
 
 HEALTHY, DEGRADED, UNHEALTHY, UNEXPECTED = "healthy", "degraded", "unhealthy", "unexpected"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CheckState:
     """What one health-check run said, reduced to what the decision needs."""
 
@@ -40,7 +40,7 @@ def check_state(exit_code: Optional[int], *, timed_out: bool = False, error: str
     return CheckState(UNEXPECTED, f"unexpected exit code {exit_code}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RestartGate:
     """Whether a planned restart may go ahead now: its quiet windows and its ``safe_to_restart``
     answer, decided from facts gathered before the plan (see :func:`restart_gate`)."""
@@ -111,7 +111,7 @@ def _window_text(window: Mapping[str, Any]) -> str:
     return f"in quiet window {where}{until}"
 
 
-@dataclass
+@record
 class PlannedAction:
     """One step of a plan, with the reason an operator will read in the report."""
 
@@ -124,7 +124,7 @@ class PlannedAction:
         return asdict(self)
 
 
-@dataclass
+@record
 class Plan:
     """What Guardian will do on one host, in order, and whether it re-checks afterwards."""
 

@@ -18,11 +18,11 @@ argument list.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .checkrun import run_check
 from .identity import Identity
+from .records import record
 from .watch import ControllerWatch
 
 HOOKS = ("safe_to_restart", "pre_restart", "post_restart")
@@ -39,7 +39,7 @@ class SafetyConfigError(ValueError):
     """A service's hook or heartbeat entry is not what the runner can use."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hook:
     """One command a service runs around its restart."""
 
@@ -63,7 +63,7 @@ class Hook:
         return [os.path.join(app_dir, f) for f in found]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceSafety:
     """What one service declares for a safe restart."""
 
@@ -106,7 +106,7 @@ def safety_of(service: str, spec: Mapping[str, Any]) -> ServiceSafety:
     return ServiceSafety(service, hooks, heartbeat, float(max_age))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HookRun:
     """What one hook said."""
 

@@ -8,8 +8,9 @@ so that a bad rules file is rejected before anything runs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Tuple
+
+from .records import field, record
 
 #: Lines longer than this are cut before matching, which bounds the work per line.
 MAX_LINE_CHARS = 4096
@@ -31,7 +32,7 @@ class RuleError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RuleAction:
     """One step a signature asks for: ``restart`` a service or write an ``alert`` file."""
 
@@ -39,7 +40,7 @@ class RuleAction:
     target: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signature:
     """A named failure signature with compiled patterns and the actions it calls for."""
 
@@ -51,7 +52,7 @@ class Signature:
     compiled: Tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignatureMatch:
     """Where a signature matched: the pattern, the 1-based line number and the line itself."""
 

@@ -10,11 +10,10 @@ and the crontab block still are what deploy would write now: deploy's own compar
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Dict, List
 
-from . import RUNNER_FILE, VERSION, events
+from . import RUNNER_FILE, VERSION, events, records
 from .collect import cron_runs, deployment
 from .config import DeployFields
 from .context import RunContext, hostname, now_iso
@@ -26,8 +25,8 @@ def drift(ctx: RunContext) -> Dict[str, Any]:
     """What deploy would change on this host now (a ``--check`` dry run of the same Installer)."""
     from .deploy import Installer  # deploy's machinery: loaded only by the runs that need it
 
-    deploy = dataclasses.replace(ctx.config.deploy or DeployFields(), drift_check=True, remove=False)
-    config = dataclasses.replace(ctx.config, deploy=deploy).with_job(dry_run=True, action="deploy")
+    deploy = records.replace(ctx.config.deploy or DeployFields(), drift_check=True, remove=False)
+    config = records.replace(ctx.config, deploy=deploy).with_job(dry_run=True, action="deploy")
     return Installer(config, lambda event: None).run()
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
+
+from .records import field, record
 
 if TYPE_CHECKING:  # pragma: no cover
     import http.client
@@ -57,7 +58,7 @@ FAULT_NAMES = {
 SEARCH_TAIL = ("supervisord.conf", "etc/supervisord.conf", "/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Endpoint:
     """Where the host's supervisord takes XML-RPC calls, or why it cannot be reached that way."""
 

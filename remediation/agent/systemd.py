@@ -15,8 +15,9 @@ Names and meanings follow systemd's documentation (``systemd.unit(5)``, ``system
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .records import asdict, record
 
 #: What Guardian reads of a unit, in one ``systemctl show`` call.
 SHOW_PROPERTIES = (
@@ -72,7 +73,7 @@ def _int(text: str) -> Optional[int]:
     return int(text) if text.isdigit() else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnitFacts:
     """A unit's state as ``systemctl show`` reports it."""
 
@@ -167,7 +168,7 @@ def parse_show(output: str, unit: str = "") -> UnitFacts:
     return UnitFacts.from_properties(parse_properties(output), unit)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnitVerdict:
     """What may be done with a unit now, and the sentence an operator reads about it."""
 

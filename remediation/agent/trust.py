@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set
 
+from .records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class TrustProblem:
     """One path that root must not trust, and why (written for an operator)."""
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .cronblock import ScheduleError
 from .cronexpr import zone
+from .records import record
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 _TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
@@ -56,7 +56,7 @@ def _days(value: Any) -> FrozenSet[int]:
     return frozenset(days)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class QuietWindow:
     """One window: on ``days`` (of its start), from ``start`` to ``end`` wall-clock time in ``tz``."""
 
@@ -145,7 +145,7 @@ def parse_windows(raw: Sequence[Any]) -> List[QuietWindow]:
     return windows
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WindowVerdict:
     """Whether a quiet window forbids restarting a service now, and until when."""
 

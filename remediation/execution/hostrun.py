@@ -8,7 +8,6 @@ so a host costs one SSH connection and one session however many steps it takes.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import io
 import json
@@ -21,7 +20,7 @@ from typing import Any
 
 from invoke.exceptions import CommandTimedOut, ThreadException
 
-from ..agent import JOURNAL_DIR, STATE_SUBDIR, events
+from ..agent import JOURNAL_DIR, STATE_SUBDIR, events, records
 from ..agent.config import DeployFields, HostSettings, JobFields, RunnerConfig, inventory_settings
 from ..errors import ConnectError, GuardianError, HostKeyError, ReportError
 from ..inventory import HostSpec, Inventory
@@ -105,7 +104,7 @@ def runner_config(host: HostSpec, job: JobOptions) -> RunnerConfig:
             fix_permissions=job.fix_permissions,
             schedules=list(host.get("schedules")),
             scheduler=str(host.get("scheduler")),
-            cron_config=dataclasses.replace(settings, runner="cron"),
+            cron_config=records.replace(settings, runner="cron"),
             secrets={"ping_url": str(ping)} if ping else {},
         )
     return RunnerConfig(settings, fields, deploy)
