@@ -84,3 +84,16 @@ def test_the_carried_sources_are_the_same_and_python39_compatible_whatever_pytho
         assert done.returncode == 0, (python, done.stderr[-2000:])
         tried += 1
     assert tried >= 1
+
+
+def test_compact_cuts_comments_but_not_what_looks_like_one_in_a_string() -> None:
+    from remediation.agent.bootstrap import compact
+
+    source = (
+        'def f(x):\n    """Doc."""\n    # alone\n\n    y = "a # b"  # trailing\n'
+        "    z = '''\n    # kept: inside a string\n    '''  # after the string\n    return x  # done\n"
+    )
+    assert compact(source) == "def f(x):\n    y = \"a # b\"\n    z = '''\n    # kept: inside a string\n    '''\n    return x\n"
+    namespace: dict[str, object] = {}
+    exec(compile(compact(source), "<compact>", "exec"), namespace)
+    assert namespace["f"](3) == 3  # type: ignore[operator]

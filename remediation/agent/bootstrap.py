@@ -92,11 +92,12 @@ def read_sources(directory: str) -> Dict[str, str]:
 
 
 def compact(source: str) -> str:
-    """``source`` as the script carries it: without its docstrings, comment lines and blank lines,
+    """``source`` as the script carries it: without its docstrings, comments and blank lines,
     which are a third of the agent and would push the deploy command past Linux's 128 KiB limit
-    on one argument (``MAX_ARG_STRLEN``). Only whole lines are taken out of the text as written,
-    so the code is byte for byte the same (whatever Python builds the script, the digest and the
-    syntax stay the same: ``ast.unparse`` would write f-strings only Python 3.12 can read)."""
+    on one argument (``MAX_ARG_STRLEN``). Only whole lines and the comment ending a line are taken
+    out of the text as written, so every token is byte for byte the same (whatever Python builds
+    the script, the digest and the syntax stay the same: ``ast.unparse`` would write f-strings
+    only Python 3.12 can read)."""
     import ast  # only where a script is built: the controller, or a runner outside a script
     import io
     import tokenize
@@ -104,11 +105,16 @@ def compact(source: str) -> str:
     lines = source.splitlines(keepends=True)
     drop: Set[int] = set()  # 1-based line numbers
     keep: Set[int] = set()  # lines inside a multi-line string: never touched
+    cut: Dict[int, int] = {}  # 1-based line number -> column where the comment ending it starts
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.STRING and token.end[0] > token.start[0]:
             keep.update(range(token.start[0], token.end[0] + 1))
         elif token.type == tokenize.COMMENT and not token.line[: token.start[1]].strip():
             drop.add(token.start[0])  # a comment alone on its line
+        elif token.type == tokenize.COMMENT:
+            cut[token.start[0]] = token.start[1]
+    for number, column in cut.items():
+        lines[number - 1] = lines[number - 1][:column].rstrip() + "\n"
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             drop.add(number)
@@ -131,7 +137,12 @@ def compact(source: str) -> str:
 def encode(sources: Dict[str, str]) -> Tuple[str, str]:
     """The script's payload (the sources compacted, compressed, base64) and its digest, which
     names the agent code."""
-    raw = _canonical({name: compact(source) for name, source in sources.items()})
+    return encode_compacted({name: compact(source) for name, source in sources.items()})
+
+
+def encode_compacted(compacted: Dict[str, str]) -> Tuple[str, str]:
+    """:func:`encode` of sources that :func:`compact` has already compacted."""
+    raw = _canonical(compacted)
     return base64.b64encode(zlib.compress(raw, 9)).decode("ascii"), hashlib.sha256(raw).hexdigest()[:12]
 
 
