@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from remediation.agent.bootstrap import own_sources
 from remediation.execution.bundle import agent_sources, build_runner, bundle_digest
 from remediation.execution.hostrun import JobOptions, runner_command
@@ -97,3 +99,26 @@ def test_compact_cuts_comments_but_not_what_looks_like_one_in_a_string() -> None
     namespace: dict[str, object] = {}
     exec(compile(compact(source), "<compact>", "exec"), namespace)
     assert namespace["f"](3) == 3  # type: ignore[operator]
+
+
+def test_the_compacted_sources_are_cached_by_what_they_were_made_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from remediation.agent.bootstrap import compact
+    from remediation.execution import bundle
+
+    monkeypatch.setattr(bundle, "CACHE_DIR", tmp_path / "cache")
+    fresh = bundle.compacted_sources()
+    assert fresh == {name: compact(source) for name, source in bundle.agent_sources()}
+    (cached,) = (tmp_path / "cache").glob("guardian-bundle-*.json")
+    first = next(iter(fresh))
+    cached.write_text(json.dumps({**fresh, first: "# from the cache\n"}))
+    assert bundle.compacted_sources()[first] == "# from the cache\n"  # read back, not compacted again
+    changed = (*bundle.agent_sources(), ("guardian_agent.extra", "x = 1  # new\n"))
+    monkeypatch.setattr(bundle, "agent_sources", lambda: changed)
+    assert bundle.compacted_sources()["guardian_agent.extra"] == "x = 1\n"  # other sources: another key
+    assert [p.name for p in (tmp_path / "cache").glob("*.json")] != [cached.name]  # the old one is gone
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setattr(bundle, "CACHE_DIR", blocked / "cache")  # cannot be created: compacts each time
+    assert bundle.compacted_sources()["guardian_agent.extra"] == "x = 1\n"
