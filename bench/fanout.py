@@ -98,6 +98,8 @@ def run_peer(peer: Peer, env: Env, rep: int, *, faults: bool = True) -> Run:
     per_host = {n: cpu_after[n] - cpu_before[n] + job_cpu.get(n, 0.0) for n in names}
     faulted = [per_host[n] for i, n in enumerate(names) if faults and fault_kind(i)]
     healthy = [per_host[n] for i, n in enumerate(names) if not (faults and fault_kind(i))]
+    reported = verdict.runner_cpu or {}
+    runner_healthy = [reported[n] for i, n in enumerate(names) if not (faults and fault_kind(i)) and n in reported]
     return Run(
         label,
         env.size.label,
@@ -114,6 +116,7 @@ def run_peer(peer: Peer, env: Env, rep: int, *, faults: bool = True) -> Run:
         verdict.note,
         statistics.mean(healthy) if healthy else None,
         statistics.mean(faulted) if faulted else None,
+        statistics.mean(runner_healthy) if runner_healthy else None,
     )
 
 
@@ -292,7 +295,8 @@ def progress_line(run: Run, rep: int) -> str:
         f"{run.size:>14} {run.peer:<19} run {rep + 1}: {run.seconds:6.2f}s "
         f"healed {run.healed}/{run.hosts} collected {run.collected} conns/host {conns} "
         f"(prep {run.prep_s:.1f}s) cpu {run.cpu_s:.1f}s on-host/host {on_host}s "
-        f"rss {run.rss_single_mb:.0f}/{run.rss_tree_mb:.0f} MB {run.note}"
+        + (f"runner+check healthy {run.runner_cpu_healthy:.3f}s " if run.runner_cpu_healthy is not None else "")
+        + f"rss {run.rss_single_mb:.0f}/{run.rss_tree_mb:.0f} MB {run.note}"
     )
 
 

@@ -41,6 +41,7 @@ class Run:
     note: str = ""
     host_cpu_healthy: float | None = None  # mean CPU-s inside a host that had no fault
     host_cpu_faulted: float | None = None  # mean CPU-s inside a host that had a fault
+    runner_cpu_healthy: float | None = None  # Guardian: mean runner_cpu (runner + check) of a healthy host
 
     @property
     def ok(self) -> bool:

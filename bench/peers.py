@@ -46,6 +46,7 @@ class Verdict:
     collected: int
     note: str = ""
     job_cpu: Mapping[str, float] | None = None
+    runner_cpu: Mapping[str, float] | None = None  # Guardian: each host's runner_cpu (runner + check)
 
 
 class Peer(Protocol):
@@ -142,6 +143,16 @@ def runners_in_report(run_dir: Path) -> dict[str, str]:
     return found
 
 
+def runner_cpu_in_report(run_dir: Path | None) -> dict[str, float]:
+    """Per host, the CPU its runner reported (``runner_cpu``: the runner and the check, from the
+    host's own accounting); hosts without it are left out."""
+    try:
+        hosts = json.loads((run_dir / "report.json").read_text())["hosts"] if run_dir else []
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {str(r.get("host")): float(r["runner_cpu"]) for r in hosts if isinstance(r.get("runner_cpu"), (int, float))}
+
+
 def runner_note(run_dir: Path | None, hosts: int) -> str:
     """What the report says about the runners: ``runner: installed 40/40``, or that it has no
     such field (then the runner was streamed: this build cannot run an installed one)."""
@@ -182,8 +193,10 @@ class GuardianPeer(CommandPeer):
 
     def check(self, env: Env, work: Path, codes: Mapping[str, int], exit_code: int) -> Verdict:
         verdict = super().check(env, work, codes, exit_code)
-        runner = runner_note(self.latest_run(work / "out"), len(env.names))
-        return Verdict(verdict.healed, verdict.collected, "; ".join(n for n in (verdict.note, runner) if n))
+        latest = self.latest_run(work / "out")
+        runner = runner_note(latest, len(env.names))
+        note = "; ".join(n for n in (verdict.note, runner) if n)
+        return Verdict(verdict.healed, verdict.collected, note, runner_cpu=runner_cpu_in_report(latest))
 
 
 class GuardianInstalledPeer(GuardianPeer):

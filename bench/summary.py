@@ -38,6 +38,7 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
                 "cpu_per_host_ms": statistics.median(r.cpu_s for r in rs) / rs[0].hosts * 1000,
                 "host_cpu_healthy": _median([r.host_cpu_healthy for r in rs]),
                 "host_cpu_faulted": _median([r.host_cpu_faulted for r in rs]),
+                "runner_cpu_healthy": _median([r.runner_cpu_healthy for r in rs]),
                 "notes": sorted({r.note for r in rs if r.note}),
             }
         )
@@ -61,15 +62,16 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| size | peer | ok/runs | median s | min s | max s | x guardian | healed | ssh conns/host "
         "| controller CPU s | controller CPU ms/host | on-host CPU-s/host healthy | on-host CPU-s/host faulted "
-        "| peak RSS MB (largest proc) | peak RSS MB (process tree) |"
+        "| runner+check CPU-s/host healthy | peak RSS MB (largest proc) | peak RSS MB (process tree) |"
     )
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         lines.append(
             f"| {r['size']} | {r['peer']} | {r['ok']}/{r['runs']} | {r['median']:.2f} | {r['min']:.2f} "
             f"| {r['max']:.2f} | {_cell(r['x_guardian'], '.2f')} | {r['healed']} | {_cell(r['conns'], '.1f')} "
             f"| {r['cpu']:.1f} | {r['cpu_per_host_ms']:.0f} | {_cell(r['host_cpu_healthy'], '.3f')} "
-            f"| {_cell(r['host_cpu_faulted'], '.3f')} | {r['rss1']:.0f} | {r['rss_tree']:.0f} |"
+            f"| {_cell(r['host_cpu_faulted'], '.3f')} | {_cell(r.get('runner_cpu_healthy'), '.3f')} "
+            f"| {r['rss1']:.0f} | {r['rss_tree']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -91,6 +91,16 @@ def test_a_report_says_which_runner_ran(tmp_path: Path) -> None:
     assert peers.runner_note(run, 2) == "runner: installed 1/2, streamed 1/2"
 
 
+def test_the_runners_own_cpu_comes_from_the_report(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(
+        '{"hosts": [{"host": "h01", "runner_cpu": 0.07}, {"host": "h02", "runner_cpu": null}, {"host": "h03"}]}'
+    )
+    assert peers.runner_cpu_in_report(run) == {"h01": 0.07}
+    assert peers.runner_cpu_in_report(tmp_path / "missing") == {}
+
+
 def test_peer_commands(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     out = tmp_path / "out"
@@ -138,7 +148,7 @@ def test_a_failed_run_says_why(tmp_path: Path) -> None:
 
 
 ROWS = [
-    {"size": "40-nopid", "peer": p, "runs": 2, "ok": 2, "median": m, "cpu": c, "rss1": 60.0, "host_cpu_healthy": h}
+    {"size": "40-nopid", "peer": p, "runs": 2, "ok": 2, "median": m, "cpu": c, "rss1": 60.0, "host_cpu_healthy": h + 0.03, "runner_cpu_healthy": h}
     for p, m, c, h in (
         ("guardian", 2.2, 3.0, 0.12),
         ("guardian-installed", 2.0, 2.0, 0.09),
@@ -168,8 +178,8 @@ def outcome(name: str) -> tuple[bool | None, str]:
         ("40-nopid: guardian-installed <= 1.3x the shell-job floor", (True, "2.00s / 1.80s = 1.11x")),
         ("40 hosts: guardian-installed <= 0.85x pyinfra", (None, "not measured (or a run failed)")),
         ("20@50ms-nopid: guardian-installed <= 1.0x plain OpenSSH", (True, "3.00s / 4.00s = 0.75x")),
-        ("40-nopid: healthy host on-host CPU <= 0.10 CPU-s, installed", (True, "0.090 CPU-s")),
-        ("40-nopid: healthy host on-host CPU <= 0.15 CPU-s, streamed", (True, "0.120 CPU-s")),
+        ("40-nopid: healthy host runner+check CPU <= 0.10 CPU-s, installed", (True, "0.090 CPU-s")),
+        ("40-nopid: healthy host runner+check CPU <= 0.15 CPU-s, streamed", (True, "0.120 CPU-s")),
         ("40-nopid: controller CPU per host: guardian <= pyinfra", (False, "3.00 CPU-s / 2.50 CPU-s = 1.20x")),
         ("200-nopid: Guardian controller peak RSS < 150 MB", (True, "120 MB")),
         ("200-nopid: Guardian time per host no worse than at 40", (True, "50 ms/host vs 55 ms/host at 40-nopid")),
