@@ -47,6 +47,7 @@ def full_host() -> HostReport:
         runner="cron-runner",
         remote_version="9.9.9",
         runner_code="installed",
+        runner_cpu=0.0731,
         warnings=["warning-marker"],
         preflight=[{"check": "preflight-marker", "ok": False, "detail": "missing", "fatal": False}],
         changes=[{"item": "change-marker", "action": "update", "detail": "", "diff": "+a line\n-old line"}],

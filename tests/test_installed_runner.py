@@ -177,3 +177,14 @@ def test_deploy_compares_every_file_of_the_package(app: Path) -> None:
 def test_the_script_without_a_config_never_looks_for_an_installed_runner(tmp_path: Path) -> None:
     script = build_runner(None)
     assert 'probe(_CONFIG, ' in script and "if _CONFIG is not None" in script
+
+
+def test_a_run_reports_what_it_cost_the_host_check_included(app: Path) -> None:
+    """``runner_cpu``: the runner's own CPU and its children's (the check), as the host counts it."""
+    quick = run(app)["runner_cpu"]
+    assert 0 < quick < 5
+    busy = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end:\n    pass\n"
+    (app / "pre_market_health_check.py").write_text(busy + HEALTHY)
+    slow = run(app)
+    assert slow["outcome"] == "healthy"
+    assert slow["runner_cpu"] >= quick + 0.35  # the check's 0.4 CPU-s are counted

@@ -38,6 +38,7 @@ MARKERS = {
     "runner": "cron-runner",
     "remote_version": "agent 9.9.9",
     "runner_code": "installed code",
+    "runner_cpu": "0.07 CPU-s on the host",
     "warnings": "warning-marker",
     "preflight": "preflight-marker",
     "changes": "change-marker",

@@ -502,6 +502,10 @@ class Runner:
         if collect:
             record["cron_runs"] = cron_runs(ctx)
             record["self_heal"] = deployment(ctx)
+        # What this run cost the host so far: the runner and every child it waited for (the
+        # check, hooks, manager commands), user + system, from its start.
+        cpu = os.times()
+        record["runner_cpu"] = round(cpu.user + cpu.system + cpu.children_user + cpu.children_system, 4)
         ctx.emit(events.result(record))
         if collect:
             send_files(ctx)

@@ -455,6 +455,8 @@ class HostRun:
             report.busy_holder = event.get("busy_holder")
             report.runner = str(event.get("runner", "laptop"))
             report.runner_code = str(event.get("runner_code", ""))
+            cpu = event.get("runner_cpu")
+            report.runner_cpu = float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None
             report.warnings += [str(w) for w in event.get("warnings", [])]
             report.changes = list(event.get("changes", []))
             report.preflight = list(event.get("preflight", []))

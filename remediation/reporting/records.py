@@ -403,6 +403,15 @@ class HostRecord(TypedDict):
             ),
         ]
     ]
+    runner_cpu: NotRequired[
+        Annotated[
+            float | None,
+            Doc(
+                "CPU seconds (user + system) the runner used on the host up to its result, with every child it "
+                "waited for (the check, hooks, manager commands); null when no runner reported"
+            ),
+        ]
+    ]
     warnings: NotRequired[list[str]]
     preflight: NotRequired[list[PreflightRecord]]
     changes: NotRequired[list[ChangeRecord]]

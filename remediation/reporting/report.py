@@ -79,6 +79,7 @@ class HostReport:
     runner: str = "laptop"
     remote_version: str = ""
     runner_code: str = ""  # "installed" or "streamed": which code the runner ran (agent/installed.py)
+    runner_cpu: float | None = None  # CPU-s the runner and its children (the check...) used on the host
     warnings: list[str] = field(default_factory=list)
     preflight: list[dict[str, Any]] = field(default_factory=list)  # deploy
     changes: list[dict[str, Any]] = field(default_factory=list)  # deploy

@@ -166,6 +166,9 @@ def _facts(host: HostRecord, run_id: str) -> tuple[str, ...]:
         facts.append(f"agent {host.get('remote_version')}")
     if host.get("runner_code"):
         facts.append(f"{host.get('runner_code')} code")  # deploy's installed runner, or the code sent
+    cpu = host.get("runner_cpu")
+    if cpu is not None:
+        facts.append(f"{cpu:.2f} CPU-s on the host")  # what the run cost the droplet
     if host.get("started_at"):
         facts.append(f"started {host.get('started_at')}")
     facts += [seconds(host["duration"]), f"run {run_id}"]
