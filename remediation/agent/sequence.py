@@ -38,6 +38,16 @@ if TYPE_CHECKING:  # pragma: no cover
 MANAGER_KINDS = ("process-compose", "signal", "supervisor", "systemd")
 
 
+def runner_cpu() -> float:
+    """What this run has cost the host so far: the runner and every child it waited for (the
+    check, hooks, manager commands), user + system CPU-s since it started, from getrusage
+    (microseconds; ``os.times`` counts in clock ticks, 10 ms)."""
+    import resource  # only here, at the end: 0.3 ms of import
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 4)
+
+
 class Runner:
     """One Guardian run on this host (premarket or recover), from its context."""
 
@@ -502,10 +512,7 @@ class Runner:
         if collect:
             record["cron_runs"] = cron_runs(ctx)
             record["self_heal"] = deployment(ctx)
-        # What this run cost the host so far: the runner and every child it waited for (the
-        # check, hooks, manager commands), user + system, from its start.
-        cpu = os.times()
-        record["runner_cpu"] = round(cpu.user + cpu.system + cpu.children_user + cpu.children_system, 4)
+        record["runner_cpu"] = runner_cpu()
         ctx.emit(events.result(record))
         if collect:
             send_files(ctx)

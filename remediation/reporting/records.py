@@ -407,8 +407,8 @@ class HostRecord(TypedDict):
         Annotated[
             float | None,
             Doc(
-                "CPU seconds (user + system) the runner used on the host up to its result, with every child it "
-                "waited for (the check, hooks, manager commands); null when no runner reported"
+                "CPU seconds (user + system, getrusage) the runner used on the host up to its result, with every "
+                "child it waited for (the check, hooks, manager commands); null when no runner reported"
             ),
         ]
     ]
