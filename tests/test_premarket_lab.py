@@ -338,3 +338,22 @@ def test_ssh_config_user_known_hosts_file_is_honoured(fleet: Lab, tmp_path: Path
     rejected = premarket()
     assert rejected.code == 4
     assert rejected.report.hosts[0].outcome == "host-key-rejected"
+
+
+def test_a_host_past_its_deadline_is_cut_off_and_the_others_finish(fleet: Lab, tmp_path: Path) -> None:
+    """Over SSH the runner's channel is watched by the host's own thread: a check that hangs is
+    cut at ``host_deadline`` (the session closed), reported as such, and the fleet finishes."""
+    lab = fleet
+    lab.fault("h04", "hang")
+    result = run_command(
+        "premarket",
+        "h04,h05",
+        inventory=[lab.inventory_path],
+        reports=tmp_path / "reports",
+        overrides={"settle_seconds": 1, "check_timeout": 60, "host_deadline": 4},
+    )
+    by_host = {h.host: h for h in result.report.hosts}
+    assert by_host["h04"].outcome == "failed"
+    assert by_host["h04"].reason == "host deadline of 4s exceeded; the run on the host was cut off"
+    assert by_host["h04"].duration < 15
+    assert by_host["h05"].outcome == "healthy"

@@ -8,9 +8,11 @@ so a host costs one SSH connection and one session however many steps it takes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
+import os
 import shlex
 import threading
 import time
@@ -18,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabric import Connection
 from invoke.exceptions import CommandTimedOut, ThreadException
 
 from ..agent import JOURNAL_DIR, STATE_SUBDIR, events, records
@@ -27,6 +30,7 @@ from ..inventory import HostSpec, Inventory
 from ..reporting.report import CollectedFile, HostReport, ReportStore
 from ..reporting.selfheal import assess
 from .bundle import build_runner, bundle_digest
+from .channel import DeadlineExceeded, run_on_channel
 from .transport import ConnectOptions, Session, close_session, open_session
 
 
@@ -192,8 +196,9 @@ class ControlStream:
     answers the runner's gate (``{"suppress": ...}``) or asks it to stop (``{"stop": reason}``),
     one JSON line each; end of file only once the run is over.
 
-    Invoke's stdin thread polls ``read()`` (a ``None`` means "nothing yet"; ``""`` means end of
-    file, after which Invoke closes the remote stdin).
+    Over SSH, ``channel.run_on_channel`` waits on :meth:`wake_fd` and takes the lines with
+    :meth:`take`; for the local host, Invoke's stdin thread polls ``read()`` (a ``None`` means
+    "nothing yet"; ``""`` means end of file, after which Invoke closes the command's stdin).
     """
 
     def __init__(self) -> None:
@@ -201,6 +206,42 @@ class ControlStream:
         self._lines: list[str] = []
         self._answered = False
         self._closed = False
+        self._wake: tuple[int, int] | None = None  # a pipe written to when a line is queued
+
+    def wake_fd(self) -> int:
+        """A file descriptor that is readable once a line is queued or the stream is closed (for
+        ``channel.run_on_channel``'s select): the SSH path reads the stream with :meth:`take`."""
+        with self._cond:
+            if self._wake is None:
+                self._wake = os.pipe()
+                for fd in self._wake:
+                    os.set_blocking(fd, False)
+                if self._lines or self._closed:
+                    self._signal()
+            return self._wake[0]
+
+    def take(self) -> tuple[list[str], bool]:
+        """The lines queued so far (removed from the stream), and whether it is closed."""
+        with self._cond:
+            if self._wake is not None:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake[0], 4096):
+                        pass
+            lines, self._lines = self._lines, []
+            return lines, self._closed
+
+    def release(self) -> None:
+        """Close the wake-up pipe, once the command is over."""
+        with self._cond:
+            if self._wake is not None:
+                for fd in self._wake:
+                    os.close(fd)
+                self._wake = None
+
+    def _signal(self) -> None:
+        if self._wake is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake[1], b"!")
 
     def readable(self) -> bool:
         return True
@@ -221,6 +262,7 @@ class ControlStream:
             if not self._closed:
                 self._lines.append(json.dumps(message) + "\n")
                 self._cond.notify_all()
+                self._signal()
 
     def answer(self, suppress: dict[str, str]) -> None:
         """Release the runner from its gate: act, except on the signatures in ``suppress``."""
@@ -240,6 +282,7 @@ class ControlStream:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._signal()
 
 
 class HostRun:
@@ -290,7 +333,7 @@ class HostRun:
             self._set("host-key-rejected", str(exc))
         except ConnectError as exc:
             self._set("unreachable", str(exc))
-        except CommandTimedOut:
+        except (CommandTimedOut, DeadlineExceeded):
             self._set(
                 "failed",
                 f"host deadline of {self.host.get('host_deadline'):g}s exceeded; the run on the host was cut off",
@@ -376,6 +419,7 @@ class HostRun:
             result = None  # a control line raced the runner's exit: what came back stands
         finally:
             self.control.close()
+            self.control.release()
         sink.write("\n")
         self._finish_run(sink, errors, result)
 
@@ -383,6 +427,8 @@ class HostRun:
         command, secrets = runner_invocation(self.host, self.job)
         if secrets:
             self.control.send_secrets(secrets)  # the first line on the runner's stdin
+        if isinstance(session, Connection):  # SSH: on the channel, from this thread (see channel)
+            return run_on_channel(session.client.get_transport(), command, self.control, sink, errors, timeout)
         return session.run(
             command,
             hide=False,

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import paramiko
 from fabric import Config, Connection
-from fabric.runners import Remote
 from invoke.context import Context
 
 from ..errors import ConnectError, HostKeyError
@@ -76,22 +75,13 @@ class ConnectOptions:
     ssh_config: str | None = None  # path of an ssh_config file to honour, None for none
 
 
-class _Remote(Remote):  # type: ignore[misc]  # fabric ships no type hints
-    """Fabric's remote runner polling 5x less often: Invoke wakes two threads per host every
-    ``input_sleep`` (to see whether the command ended and to pass stdin on), 0.01 s by default,
-    which at 200 hosts was 15 % of the controller's CPU (measured: bench/profile_controller.py
-    --input-sleep). 0.05 s is what a gate answer or a stop line may now wait before it is sent."""
-
-    input_sleep = 0.05
-
-
 def connection_for(
     host: HostSpec, inventory: Inventory | None, options: ConnectOptions, *, _depth: int = 0
 ) -> Connection:
     """Build (not open) a Fabric Connection with strict host-key checking and no agent/keys
     other than the configured one."""
     settings: Mapping[str, Any] = host.settings
-    config = Config(ssh_config=load_ssh_config(options.ssh_config), overrides={"runners": {"remote": _Remote}})
+    config = Config(ssh_config=load_ssh_config(options.ssh_config))
     key = settings.get("key")
     connect_kwargs: dict[str, Any] = {
         "look_for_keys": False,
