@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", action="store_true", help="sample the run with py-spy and print the hot spots")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only threads holding the GIL")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--input-sleep", type=float, help="experiment: set Invoke's Runner.input_sleep")
+    parser.add_argument(
+        "--input-sleep",
+        type=float,
+        help="experiment: set Invoke's Runner.input_sleep (only local hosts run through Invoke now)",
+    )
     args = parser.parse_args(argv)
     lab = Lab(args.lab, prefix=json.loads((args.lab / "lab.json").read_text())["prefix"])
     text = args.inventory.read_text()
