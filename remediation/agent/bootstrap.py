@@ -134,14 +134,9 @@ def compact(source: str) -> str:
     return "".join(line for number, line in enumerate(lines, start=1) if number in keep or number not in drop)
 
 
-def encode(sources: Dict[str, str]) -> Tuple[str, str]:
-    """The script's payload (the sources compacted, compressed, base64) and its digest, which
-    names the agent code."""
-    return encode_compacted({name: compact(source) for name, source in sources.items()})
-
-
-def encode_compacted(compacted: Dict[str, str]) -> Tuple[str, str]:
-    """:func:`encode` of sources that :func:`compact` has already compacted."""
+def encode(compacted: Dict[str, str]) -> Tuple[str, str]:
+    """The script's payload (the sources :func:`compact` made, compressed, base64) and its digest,
+    which names the agent code."""
     raw = _canonical(compacted)
     return base64.b64encode(zlib.compress(raw, 9)).decode("ascii"), hashlib.sha256(raw).hexdigest()[:12]
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..agent import VERSION
-from ..agent.bootstrap import ENTRY_MODULE, PACKAGE, compact, encode_compacted, probe_source, read_sources, render
+from ..agent.bootstrap import ENTRY_MODULE, PACKAGE, compact, encode, probe_source, read_sources, render
 from ..agent.config import RunnerConfig
 
 #: The package name the agent's modules get in the script, and the module whose main it runs.
@@ -36,7 +36,7 @@ CACHE_DIR = AGENT_DIR / "__pycache__"
 
 @lru_cache(maxsize=1)
 def _payload() -> tuple[str, str]:
-    return encode_compacted(compacted_sources())
+    return encode(compacted_sources())
 
 
 def compacted_sources() -> dict[str, str]:
